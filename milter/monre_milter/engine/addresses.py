@@ -1,0 +1,78 @@
+"""Addresses and domains: normalisation and constant-time domain-list lookups."""
+from __future__ import annotations
+
+import email.utils
+
+
+def normalise_domain(domain: str) -> str:
+    """Lower case, no trailing root dot, IDN as A-labels (xn--...). Invalid IDN stays as lower-cased text."""
+    d = domain.strip().strip("[]").rstrip(".").lower()
+    if not d.isascii():
+        try:
+            d = d.encode("idna").decode("ascii")
+        except UnicodeError:
+            # Python's idna codec is IDNA 2003; some valid IDNA 2008 names fail there. Encode label by label with
+            # punycode so the comparison with the list stays on A-labels.
+            d = ".".join(lbl if lbl.isascii() else "xn--" + lbl.encode("punycode").decode("ascii")
+                         for lbl in d.split("."))
+    return d
+
+
+def strip_angles(addr: str) -> str:
+    """'<a@b>' or 'a@b' from a milter envelope argument; ESMTP parameters are handled by the caller."""
+    a = addr.strip()
+    if a.startswith("<") and ">" in a:
+        a = a[1: a.index(">")]
+    if a.count(":") and a.startswith("@"):  # source route <@relay:user@host>
+        a = a.split(":", 1)[1]
+    return a.strip()
+
+
+def domain_of(addr: str) -> str:
+    if "@" not in addr:
+        return ""
+    return normalise_domain(addr.rsplit("@", 1)[1])
+
+
+def header_addresses(values: list[str]) -> list[str]:
+    """addr-specs from address headers (From, Reply-To, Sender); display names are ignored."""
+    out = []
+    for _name, addr in email.utils.getaddresses([str(v) for v in values]):
+        if addr and "@" in addr:
+            out.append(addr)
+    return out
+
+
+class DomainSet:
+    """A set of domains where a listed domain also matches its sub-domains.
+
+    A lookup costs one hash probe per label of the queried domain, whatever the size of the list.
+    """
+
+    def __init__(self, domains=()):
+        self._set: set[str] = set()
+        for d in domains:
+            self.add(d)
+
+    def add(self, domain: str) -> None:
+        d = normalise_domain(domain)
+        if d:
+            self._set.add(d)
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+    def match(self, domain: str) -> str | None:
+        """The listed domain that `domain` equals or is a sub-domain of, or None."""
+        d = normalise_domain(domain)
+        while d:
+            if d in self._set:
+                return d
+            if "." not in d:
+                return None
+            d = d.split(".", 1)[1]
+        return None
+
+    def match_address(self, addr: str) -> str | None:
+        d = domain_of(addr)
+        return self.match(d) if d else None

@@ -1,0 +1,2 @@
+"""Rule modules. Importing this package registers every rule with the engine."""
+from . import attachment_size, freemail  # noqa: F401

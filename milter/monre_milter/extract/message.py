@@ -1,0 +1,69 @@
+"""Raw message (a spool) -> MessageFacts. Shared by the milter glue and `monre-milter check`.
+
+Reads the spool through the streaming MIME walker, so memory stays bounded whatever the message size. Analysers
+(content extraction, S/MIME) register in ANALYSERS and add to the facts; each is bounded by its own limits.
+"""
+from __future__ import annotations
+
+import io
+import unicodedata
+from typing import BinaryIO, Callable
+
+from ..engine.addresses import header_addresses
+from ..facts import AttachmentFact, MessageFacts
+from .mime import Limits, MimeWalker, Part
+
+# Each analyser: f(pack, root: Part, facts: MessageFacts, direction: str, unit: str) -> None
+ANALYSERS: list[Callable] = []
+
+
+def limits_from_pack(pack) -> Limits:
+    lim = pack.limits if pack is not None else {}
+    return Limits(max_parts=lim.get("max_parts", 1000), max_depth=lim.get("max_depth", 20))
+
+
+def _header_values(part: Part, name: str) -> list[str]:
+    try:
+        return [str(v) for v in part.headers.get_all(name, [])]
+    except Exception:  # a header the standard library cannot parse: use its raw text
+        return [v for k, v in part.headers.raw_items() if k.lower() == name.lower()]
+
+
+def collect(root: Part, facts: MessageFacts) -> None:
+    """Envelope-independent facts: addresses, subject, headers, attachments and their decoded sizes."""
+    facts.header_from = header_addresses(_header_values(root, "from"))
+    facts.reply_to = header_addresses(_header_values(root, "reply-to"))
+    facts.sender = header_addresses(_header_values(root, "sender"))
+    subject = _header_values(root, "subject")
+    facts.subject = unicodedata.normalize("NFC", subject[0]) if subject else ""
+    try:
+        facts.headers = [(k, str(v)) for k, v in root.headers.items()]
+    except Exception:
+        facts.headers = list(root.headers.raw_items())
+    for part in root.walk():
+        facts.problems.extend(f"part {part.index or 'top'}: {p}" for p in part.problems)
+        if part.is_attachment:
+            size = part.decoded_size()
+            facts.attachments.append(AttachmentFact(part=part.index or "1", filename=part.filename,
+                                                    content_type=part.content_type, size=size,
+                                                    msg_depth=part.msg_depth))
+            facts.attachments_total += size
+
+
+def analyse(src: BinaryIO, pack=None, direction: str = "inbound", unit: str = "other") -> MessageFacts:
+    """Read the message in `src` (seekable, positioned anywhere) and return its facts."""
+    src.seek(0, io.SEEK_END)
+    size = src.tell()
+    walker = MimeWalker(limits_from_pack(pack))
+    try:
+        root = walker.parse(src, 0, size)
+        facts = MessageFacts(size=size)
+        collect(root, facts)
+        facts.problems.extend(walker.truncated)
+        if walker.truncated:
+            facts.uninspectable.extend(("message", why) for why in walker.truncated)
+        for analyser in ANALYSERS:
+            analyser(pack, root, facts, direction, unit)
+        return facts
+    finally:
+        walker.close()
