@@ -29,8 +29,8 @@ def _header_values(part: Part, name: str) -> list[str]:
         return [v for k, v in part.headers.raw_items() if k.lower() == name.lower()]
 
 
-def collect(root: Part, facts: MessageFacts) -> None:
-    """Envelope-independent facts: addresses, subject, headers, attachments and their decoded sizes."""
+def collect_headers(root: Part, facts: MessageFacts) -> None:
+    """Facts from the top-level header block: addresses, subject, header list."""
     facts.header_from = header_addresses(_header_values(root, "from"))
     facts.reply_to = header_addresses(_header_values(root, "reply-to"))
     facts.sender = header_addresses(_header_values(root, "sender"))
@@ -38,8 +38,13 @@ def collect(root: Part, facts: MessageFacts) -> None:
     facts.subject = unicodedata.normalize("NFC", subject[0]) if subject else ""
     try:
         facts.headers = [(k, str(v)) for k, v in root.headers.items()]
-    except Exception:
+    except Exception:  # a header the standard library cannot parse: fall back to the raw text
         facts.headers = list(root.headers.raw_items())
+
+
+def inspect_tree(pack, root: Part, facts: MessageFacts, direction: str, unit: str) -> None:
+    """Attachments and analysers over one MIME tree. Analysers that unwrap content (opaque S/MIME) call this
+    again on the inner tree, so every rule sees what is inside."""
     for part in root.walk():
         facts.problems.extend(f"part {part.index or 'top'}: {p}" for p in part.problems)
         if part.is_attachment:
@@ -48,6 +53,8 @@ def collect(root: Part, facts: MessageFacts) -> None:
                                                     content_type=part.content_type, size=size,
                                                     msg_depth=part.msg_depth))
             facts.attachments_total += size
+    for analyser in ANALYSERS:
+        analyser(pack, root, facts, direction, unit)
 
 
 def analyse(src: BinaryIO, pack=None, direction: str = "inbound", unit: str = "other") -> MessageFacts:
@@ -58,12 +65,10 @@ def analyse(src: BinaryIO, pack=None, direction: str = "inbound", unit: str = "o
     try:
         root = walker.parse(src, 0, size)
         facts = MessageFacts(size=size)
-        collect(root, facts)
+        collect_headers(root, facts)
+        inspect_tree(pack, root, facts, direction, unit)
         facts.problems.extend(walker.truncated)
-        if walker.truncated:
-            facts.uninspectable.extend(("message", why) for why in walker.truncated)
-        for analyser in ANALYSERS:
-            analyser(pack, root, facts, direction, unit)
+        facts.uninspectable.extend(("message", why) for why in walker.truncated)
         return facts
     finally:
         walker.close()
