@@ -1,0 +1,1 @@
+"""pymilter glue: the only place that knows about libmilter."""

@@ -1,0 +1,111 @@
+"""`monre-milter run`: load the pack, start the metrics endpoint, serve libmilter, reload on SIGHUP.
+
+libmilter runs in a worker thread; the main thread keeps Python's signal handlers: SIGHUP reloads the pack (a pack
+that fails validation is refused and the running one stays), SIGTERM / SIGINT stop cleanly.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import Milter
+
+from ..pack import PackErrors, load_pack
+from .milter import PolicyMilter
+from .state import STATE
+
+log = logging.getLogger("monre_milter")
+
+
+def reload_pack() -> bool:
+    try:
+        pack = load_pack(STATE.policy_files)
+    except PackErrors as exc:
+        for line in exc.errors:
+            log.error("policy: %s", line)
+        STATE.observers.on_reload(False, STATE.pack)
+        return False
+    except Exception:
+        log.exception("policy reload failed")
+        STATE.observers.on_reload(False, STATE.pack)
+        return False
+    STATE.pack = pack
+    STATE.observers.on_reload(True, pack)
+    return True
+
+
+def _socket_spec(spec: str) -> str:
+    if spec.startswith(("inet:", "inet6:", "unix:", "local:")):
+        return spec
+    raise SystemExit(f"--socket: expected inet:PORT@HOST or unix:PATH, got {spec!r}")
+
+
+def setup_observers(metrics: str | None, journal: str | None) -> None:
+    """Attach the metrics endpoint and the incident journal when asked for (and available in this build)."""
+    if metrics:
+        from ..metrics import start_metrics  # noqa: PLC0415  (optional part, imported on demand)
+
+        STATE.observers.add(start_metrics(metrics))
+    if journal:
+        from ..journal import JournalObserver  # noqa: PLC0415
+
+        STATE.observers.add(JournalObserver(journal))
+
+
+def run(policy: list[str], socket: str, metrics: str | None = None, journal: str | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s monre-milter[%(process)d]: %(levelname)s %(message)s")
+    STATE.policy_files = list(policy)
+    try:
+        STATE.pack = load_pack(STATE.policy_files)
+    except PackErrors as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        print("monre-milter: refusing to start with an invalid pack", file=sys.stderr)
+        return 2
+    setup_observers(metrics, journal)
+    STATE.observers.on_reload(True, STATE.pack)
+    for hook in _service_hooks():
+        hook(STATE)
+
+    Milter.factory = PolicyMilter
+    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.DELRCPT | Milter.QUARANTINE)
+    spec = _socket_spec(socket)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def serve():
+        try:
+            Milter.runmilter("monre-milter", spec, timeout=240)
+        except BaseException as exc:  # reported by the main thread below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=serve, name="libmilter", daemon=True)
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload_pack, daemon=True).start())
+
+    def stop(*_):
+        log.info("stopping")
+        Milter.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    worker.start()
+    log.info("listening on %s (pack %s, sha256 %s)", spec, STATE.pack.version, STATE.pack.sha256[:12])
+    while not done.wait(0.5):
+        pass
+    if errors:
+        log.error("libmilter stopped: %s", errors[0])
+        return 1
+    return 0
+
+
+def _service_hooks():
+    """Service set-up functions (DNS blocklists, rate limits) that register glue hooks; each takes STATE."""
+    return list(SERVICE_SETUP)
+
+
+SERVICE_SETUP: list = []
