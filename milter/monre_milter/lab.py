@@ -210,3 +210,54 @@ class Lab:
     def queue_ids(self, queue: str = "hold") -> list[str]:
         d = self.queue / queue
         return [p.name for p in d.rglob("*") if p.is_file()] if d.exists() else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m monre_milter.lab`: the README's main job. Runs until Ctrl-C, then stops everything."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="private Postfix on loopback with the monre milter and a sink")
+    p.add_argument("--root", default=str(REPO / "run" / "lab"), help="directory for config, queue, logs, sink")
+    p.add_argument("--port", type=int, default=2525, help="SMTP port on 127.0.0.1")
+    p.add_argument("--policy", action="append", help="policy pack(s); default policies/monre.yaml")
+    p.add_argument("--metrics", default="127.0.0.1:9464", help="milter metrics endpoint (empty: off)")
+    args = p.parse_args(argv)
+    lab = Lab(root=Path(args.root), smtp_port=args.port, metrics=args.metrics or None,
+              journal=str(Path(args.root) / "journal.sqlite"),
+              **({"policy": args.policy} if args.policy else {}))
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    lab.start()
+    print(f"""
+Postfix (private instance, {lab.conf}) listens on 127.0.0.1:{lab.smtp_port} with the milter in smtpd_milters.
+  milter:  {lab.python} -m monre_milter.cli run --policy {' --policy '.join(lab.policy)}  (log: {lab.log}/milter.log)
+  metrics: http://{args.metrics}/metrics
+  Postfix log: {lab.log}/postfix.log     accepted mail: {lab.sink_dir}/ (one file per message)
+
+Try it (swaks is installed by the set-up):
+  # an authenticated user writing to a free-mail address: refused at RCPT (art. 9.1)
+  swaks --server 127.0.0.1:{lab.smtp_port} --xclient "ADDR=10.1.2.3 LOGIN=nva_vea@monre.gov.vn" \\
+        --from nva_vea@monre.gov.vn --to friend@gmail.com
+  # an outside sender to a ministry address: delivered to the sink
+  swaks --server 127.0.0.1:{lab.smtp_port} --xclient "ADDR=198.51.100.20" --from partner@example.org --to nva@monre.gov.vn
+  # the same verdict offline:
+  .venv/bin/monre-milter check --client-ip 198.51.100.20 --json some-message.eml
+
+Ctrl-C stops Postfix, the milter and the sink.""", flush=True)
+    try:
+        while not stopping:
+            if lab.milter_proc is not None and lab.milter_proc.poll() is not None:
+                print(f"the milter exited ({lab.milter_proc.returncode}); see {lab.log}/milter.log", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping ...", flush=True)
+        lab.stop()
+        print("stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,2 +1,3 @@
 """Rule modules. Importing this package registers every rule with the engine."""
 from . import attachment_size, freemail  # noqa: F401
+from . import smime  # noqa: F401  (art. 9.2)
