@@ -50,6 +50,7 @@ class Signature:
     digest_algorithm: str = ""
     signature_algorithm: str = ""
     expected_from: list[str] = field(default_factory=list)
+    layer: int = 0  # 0: the outermost signature; 1: a signature inside signed content (nested signing) ...
 
 
 @dataclass
@@ -58,12 +59,12 @@ class SmimeFacts:
     encrypted: list[tuple[str, int, str]] = field(default_factory=list)  # (part, msg_depth, CMS type)
     authserv_id: str = ""
     verified: bool = False  # False when the rule is disabled: signatures found but not checked
-    # inner trees this analyser unwrapped: id(root) -> (index prefix, msg_depth base, From addresses, depth)
+    # inner trees this analyser unwrapped: id(root) -> (From addresses, unwrap depth, signature layer)
     inner: dict = field(default_factory=dict)
 
     def top_signatures(self) -> list[Signature]:
-        """Signatures of the message itself (not of a forwarded message), outermost first."""
-        return [s for s in self.signatures if s.msg_depth == 0]
+        """Signatures of the message itself: not of a forwarded message, not nested inside another signature."""
+        return [s for s in self.signatures if s.msg_depth == 0 and s.layer == 0]
 
     def message_result(self) -> str | None:
         """The RFC 7281 result for the message: fail if any of its own signatures fails, else the outermost's."""
@@ -113,19 +114,27 @@ def decoded_bytes(part: Part, cap: int) -> bytes:
 
 
 def message_from(part: Part, state: SmimeFacts) -> tuple[list[str], int]:
-    """From addresses of the message a part belongs to, and the message/rfc822 depth offset of its tree."""
+    """From addresses of the message a part belongs to, and how many signatures enclose the part."""
+    root = _tree_root(part)
+    layer = sum(1 for a in _ancestors(part) if is_signed_multipart(a))
+    layer += state.inner.get(id(root), ([], 0, 0))[2]
     p = part
     while p.parent is not None and p.parent.content_type != "message/rfc822":
         p = p.parent
     if p.parent is None and id(p) in state.inner:
-        _, base, froms, _ = state.inner[id(p)]
-        return froms, base
-    base = state.inner.get(id(_tree_root(part)), (None, 0, None, 0))[1]
+        return state.inner[id(p)][0], layer
     try:
         froms = header_addresses([str(v) for v in p.headers.get_all("from", [])])
     except Exception:  # an unparseable From: compare with nothing (the signer cannot match it)
         froms = []
-    return froms, base
+    return froms, layer
+
+
+def _ancestors(part: Part):
+    p = part.parent
+    while p is not None:
+        yield p
+        p = p.parent
 
 
 def _tree_root(part: Part) -> Part:
@@ -241,27 +250,24 @@ class Analyser:
                         self.pkcs7_mime(part, kind)
             except Exception as exc:  # a bug or an unforeseen structure: a clear temperror, never silence
                 log.exception("S/MIME analysis of part %s failed", part.index or "top")
-                froms, base = message_from(part, self.state)
-                self.state.signatures.append(Signature(self._index(part), "unknown", part.msg_depth + base,
-                                                       "temperror", f"internal error: {exc.__class__.__name__}",
-                                                       expected_from=froms))
+                froms, layer = message_from(part, self.state)
+                self.state.signatures.append(Signature(part.index, "unknown", part.msg_depth, "temperror",
+                                                       f"internal error: {exc.__class__.__name__}",
+                                                       expected_from=froms, layer=layer))
 
-    def _index(self, part: Part) -> str:
-        return part.index
-
-    def _add(self, part: Part, form: str, fields: dict, froms: list[str], base: int) -> None:
-        self.state.signatures.append(Signature(part=self._index(part), form=form, msg_depth=part.msg_depth + base,
-                                               expected_from=froms, **fields))
+    def _add(self, part: Part, form: str, fields: dict, froms: list[str], layer: int) -> None:
+        self.state.signatures.append(Signature(part=part.index, form=form, msg_depth=part.msg_depth,
+                                               expected_from=froms, layer=layer, **fields))
 
     def detached(self, part: Part) -> None:
-        froms, base = message_from(part, self.state)
+        froms, layer = message_from(part, self.state)
         if len(part.children) < 2:
             self._add(part, "detached", {"result": "permerror", "reason": "multipart/signed without a signature "
-                                         "part"}, froms, base)
+                                         "part"}, froms, layer)
             return
         content, sig_part = part.children[0], part.children[1]
         if not self.state.verified:
-            self._add(part, "detached", {"result": "neutral", "reason": "not verified (rule disabled)"}, froms, base)
+            self._add(part, "detached", {"result": "neutral", "reason": "not verified (rule disabled)"}, froms, layer)
             return
         try:
             sd = cms.parse_signed_data(decoded_bytes(sig_part, MAX_SIGNATURE_BYTES))
@@ -274,12 +280,12 @@ class Analyser:
                             self.cfg.allow_weak_digests)
         except cms.CmsError as exc:
             fields = {"result": exc.kind, "reason": str(exc)}
-        self._add(part, "detached", fields, froms, base)
+        self._add(part, "detached", fields, froms, layer)
 
     def pkcs7_mime(self, part: Part, kind: str) -> None:
         if kind == "certs-only":
             return
-        froms, base = message_from(part, self.state)
+        froms, layer = message_from(part, self.state)
         try:
             der = decoded_bytes(part, self.max_size)
             if kind == "unknown":
@@ -290,21 +296,21 @@ class Analyser:
             if kind != "signed-data":
                 self.facts.problems.append(f"part {part.index or 'top'}: unreadable S/MIME content: {exc}")
                 return
-            self._add(part, "opaque", {"result": exc.kind, "reason": str(exc)}, froms, base)
+            self._add(part, "opaque", {"result": exc.kind, "reason": str(exc)}, froms, layer)
             return
         if kind != "signed-data":
             if kind in ("enveloped-data", "authEnveloped-data", "compressed-data"):
-                self._encrypted(part, kind, base)
+                self._encrypted(part, kind)
             return
         try:
             sd = cms.parse_signed_data(der)
         except cms.CmsError as exc:
-            self._add(part, "opaque", {"result": exc.kind, "reason": str(exc)}, froms, base)
+            self._add(part, "opaque", {"result": exc.kind, "reason": str(exc)}, froms, layer)
             return
         del der
         if sd.econtent is None:
             self._add(part, "opaque", {"result": "permerror", "reason": "opaque signed-data without content"},
-                      froms, base)
+                      froms, layer)
             return
         if self.state.verified:
             econtent = sd.econtent
@@ -312,22 +318,21 @@ class Analyser:
                             self.cfg.allow_weak_digests)
         else:
             fields = {"result": "neutral", "reason": "not verified (rule disabled)"}
-        self._add(part, "opaque", fields, froms, base)
+        self._add(part, "opaque", fields, froms, layer)
         if sd.content_type == "data":
-            self.unwrap(part, sd.econtent, froms, part.msg_depth + base)
+            self.unwrap(part, sd.econtent, froms, layer + 1)
         elif sd.content_type in ("enveloped_data", "authenticated_enveloped_data"):
-            self._encrypted(part, "enveloped-data (inside signed-data)", base)
+            self._encrypted(part, "enveloped-data (inside signed-data)")
         else:
             self.facts.uninspectable.append((f"part {part.index or 'top'}", f"S/MIME signed {sd.content_type}"))
 
-    def _encrypted(self, part: Part, kind: str, base: int) -> None:
-        self.state.encrypted.append((part.index, part.msg_depth + base, kind))
+    def _encrypted(self, part: Part, kind: str) -> None:
+        self.state.encrypted.append((part.index, part.msg_depth, kind))
         self.facts.uninspectable.append((f"part {part.index or 'top'}", f"S/MIME encrypted ({kind})"))
 
-    def unwrap(self, part: Part, content: bytes, froms: list[str], msg_depth: int) -> None:
+    def unwrap(self, part: Part, content: bytes, froms: list[str], layer: int) -> None:
         """Parse the signed content as a MIME entity and run attachment accounting and every analyser on it."""
-        root_outer = _tree_root(part)
-        depth = self.state.inner.get(id(root_outer), (None, 0, None, 0))[3] + 1
+        depth = self.state.inner.get(id(_tree_root(part)), ([], 0, 0))[1] + 1
         if depth > MAX_UNWRAP_DEPTH:
             self.facts.uninspectable.append((f"part {part.index or 'top'}",
                                              f"S/MIME nesting deeper than {MAX_UNWRAP_DEPTH}"))
@@ -341,8 +346,8 @@ class Analyser:
             inner = walker.parse(spool, 0, len(content))
             for p in inner.walk():
                 p.index = prefix + ("." + p.index if p.index else "")
-                p.msg_depth += msg_depth
-            self.state.inner[id(inner)] = (prefix, 0, froms, depth)
+                p.msg_depth += part.msg_depth
+            self.state.inner[id(inner)] = (froms, depth, layer)
             inspect_tree(self.pack, inner, self.facts, self.direction, self.unit)
             self.facts.problems.extend(f"signed content of part {part.index or 'top'}: {t}" for t in walker.truncated)
         finally:

@@ -186,8 +186,12 @@ def verify_signer(sd: SignedData, si, content_digest: dict[str, bytes],
     if cert is None:
         res.reason, res.error_kind = "the signer's certificate is not in the message", "permerror"
         return res
-    if digest_alg not in _DIGESTS or _DIGESTS[digest_alg][1] is None and digest_alg != "shake256":
+    if digest_alg not in _DIGESTS:
         res.reason, res.error_kind = f"unsupported digest algorithm {digest_alg}", "neutral"
+        return res
+    if digest_alg not in sd.digest_algorithms:
+        # RFC 5652 5.1: digestAlgorithms lists every signer's algorithm; OpenSSL refuses the same way
+        res.reason, res.error_kind = f"digest algorithm {digest_alg} not listed in SignedData", "permerror"
         return res
     try:
         attrs = si["signed_attrs"]

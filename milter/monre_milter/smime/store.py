@@ -87,11 +87,18 @@ class TrustStore:
         try:
             verified = verifier.verify(leaf, [c for c in intermediates if c != leaf])
         except VerificationError as exc:
-            text = str(exc)
+            text = _short(str(exc))
             if "not valid at validation time" in text:
-                return ChainResult("expired", f"a certificate of the chain is not valid now: {text[:160]}")
-            return ChainResult("untrusted", f"no valid path to a trust anchor: {text[:160]}")
+                return ChainResult("expired", f"a certificate of the chain is not valid now ({text})")
+            return ChainResult("untrusted", f"no valid path to a trust anchor ({text})")
         return ChainResult("trusted", "chain to a trust anchor", list(verified.chain))
+
+
+def _short(text: str) -> str:
+    """The verifier's message without its Rust debug dump of algorithm identifiers."""
+    text = text.replace("validation failed: ", "").replace("candidates exhausted: ", "")
+    text = text.split(": AlgorithmIdentifier", 1)[0].split(" { ", 1)[0]
+    return text[:100]
 
 
 def _valid_at(cert: x509.Certificate, at: dt.datetime) -> bool:
