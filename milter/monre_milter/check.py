@@ -42,6 +42,9 @@ def check_file(pack, path: str, mail_from: str | None = None, rcpts: list[str] |
             tx.rcpt(r)
         facts = analyse(fh, pack, tx.direction, tx.message_unit())
     facts.size = size
+    from .spam.hooks import prepare_facts  # noqa: PLC0415  (DNSBL lookups, synchronously; trusted-relay flag)
+
+    facts.extra.update(prepare_facts(pack, conn, tx.envelope, tx.direction))
     return tx.end_of_message(facts, None)
 
 

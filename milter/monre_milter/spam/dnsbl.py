@@ -66,6 +66,7 @@ class Handle:
     lookups: list[_Lookup] = field(default_factory=list)
     skipped: str | None = None  # why nothing was looked up (private client, trusted relay, ...)
     zones: tuple = ()
+    service: object = None  # the DnsblService that runs these lookups
 
 
 @dataclass
@@ -125,7 +126,7 @@ class DnsblService:
             return "error", [], self.failure_ttl, f"{type(exc).__name__}: {exc.strerror or exc}"
         if ans.rrset is None:
             return "nxdomain", [], self.negative_ttl, "no A record"
-        codes = sorted(r.address for r in ans.rrset if r.rdtype == dns.rdatatype.A)
+        codes = sorted((r.address for r in ans.rrset if r.rdtype == dns.rdatatype.A), key=ipaddress.IPv4Address)
         return "answer", codes, min(ans.rrset.ttl, self.max_ttl), ""
 
     def _done(self, qname: str, fut: Future) -> None:
