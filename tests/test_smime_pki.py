@@ -99,8 +99,10 @@ def sign(content: bytes, signer: Entity, chain: list[Entity], outer: dict[str, s
          pss: bool = False, binary: bool = False) -> bytes:
     """Sign a MIME entity with `openssl cms -sign` and put the outer message headers in front."""
     args = ["cms", "-sign", "-signer", str(signer.cert_path), "-inkey", str(signer.key_path)]
-    for c in chain:
-        args += ["-certfile", str(c.cert_path)]
+    if chain:  # openssl keeps only the last -certfile: give one bundle
+        bundle = chain[0].cert_path.parent / ("chain-" + "-".join(c.name for c in chain).replace(" ", "_") + ".pem")
+        bundle.write_bytes(b"".join(c.cert_path.read_bytes() for c in chain))
+        args += ["-certfile", str(bundle)]
     if opaque:
         args.append("-nodetach")  # detached (multipart/signed) is the default
     if pss:
