@@ -57,6 +57,10 @@ def pack_schema() -> dict:
                     "properties": {"name": {"type": "string"}, "rules": rules_schema()},
                 },
             },
+            "journal": {"type": "object", "additionalProperties": False, "properties": {
+                "retention_days": {"type": "number", "minimum": 0,
+                                   "description": "days incident-journal rows are kept (0: forever); art. 15 "
+                                                  "reports are yearly, keep at least 400"}}},
             "unit_map": {"type": "object", "additionalProperties": {"type": "string"},
                          "description": "address or domain -> unit code"},
             "rules": rules_schema(),
