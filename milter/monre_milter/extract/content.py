@@ -813,7 +813,7 @@ def _options(pack, unit: str, direction: str):
         return ScanLimits(), True, True
     classified = pack.rule_config("classified", unit, direction)
     banned = pack.rule_config("banned-type", unit, direction)
-    scan = getattr(classified, "scan", None) or getattr(banned, "scan", None) or ScanLimits()
+    scan = ScanLimits.from_options(getattr(classified, "scan", None))
     return scan, classified is not None, classified is not None or banned is not None
 
 

@@ -18,11 +18,11 @@ quarantine (Postfix hold): never a silent accept and never a tempfail loop.
 """
 from __future__ import annotations
 
+import email.header
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from ...extract.content import ScanLimits
 from ..base import Compiled, CompileContext, PackError, Rule, register
 from ..sizes import parse_size
 from ..verdict import RULE_ACTIONS
@@ -45,11 +45,12 @@ class Cfg(Compiled):
     labels: frozenset = frozenset()
     uninspectable: str = "quarantine"
     defer: tuple = ()
-    scan: ScanLimits = field(default_factory=ScanLimits)
+    scan: dict = field(default_factory=dict)  # limits for the content extractor (extract/content.py ScanLimits)
 
 
 def _nfc(s: str) -> str:
-    return unicodedata.normalize("NFC", s.strip())
+    """NFC, whitespace (including header folding) collapsed to single spaces."""
+    return unicodedata.normalize("NFC", " ".join(s.split()))
 
 
 def _alternatives(stamps: list[str], key: str) -> str:
@@ -124,7 +125,7 @@ class Classified(Rule):
                    label_headers=tuple(h.lower() for h in options["label_headers"]),
                    labels=frozenset(_nfc(x).casefold() for x in options["labels"]),
                    uninspectable=options["uninspectable"],
-                   defer=tuple(options["uninspectable_defer"]), scan=ScanLimits(**scan))
+                   defer=tuple(options["uninspectable_defer"]), scan=scan)
 
     # -- matching (also used by the labelled-set test) ------------------------------------------------------------
     def match_text(self, cfg: Cfg, where: str, text: str) -> str | None:
@@ -148,7 +149,11 @@ class Classified(Rule):
     def check_message(self, cfg: Cfg, facts):
         msg = facts.message
         out = []
+        # A declassification stamp anywhere in a document (header, body...) lifts the stamps of that document.
+        lifted = {t.where for t in msg.texts if cfg.declassified is not None and cfg.declassified.search(t.text)}
         for t in msg.texts:
+            if t.where in lifted:
+                continue
             stamp = self.match_text(cfg, t.where, t.text)
             if stamp:
                 where = _ascii(t.where)
@@ -158,11 +163,12 @@ class Classified(Rule):
             for name, value in msg.headers:
                 if name.lower() not in cfg.label_headers:
                     continue
+                value = _decode_words(value)
                 names = parse_msip_labels(value) if name.lower() == "msip_labels" else [value]
                 for label in names:
                     if _nfc(label).casefold() in cfg.labels:
                         out.append(self.finding(cfg, "label", f"classification label in {name}: "
-                                                f"{_ascii(label)}", REPLY_LABEL))
+                                                f"{_ascii(_nfc(label))}", REPLY_LABEL))
                         break
                 if out:
                     break
@@ -176,9 +182,19 @@ class Classified(Rule):
         return out
 
 
+def _decode_words(value: str) -> str:
+    """RFC 2047 encoded words in a header value (facts.headers keeps them as sent)."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except Exception:  # malformed encoded words: compare the raw text
+        return value
+
+
 def _ascii(s: str, limit: int = 120) -> str:
     """One line of ASCII for logs and SMTP replies: Vietnamese letters lose their marks (đ -> d)."""
-    s = unicodedata.normalize("NFKD", s.replace("đ", "d").replace("Đ", "D"))
+    s = unicodedata.normalize("NFKD", " ".join(s.replace("đ", "d").replace("Đ", "D").split()))
     s = "".join(c for c in s if not unicodedata.combining(c))
     s = "".join(c if 32 <= ord(c) < 127 else "?" for c in s)
     return s if len(s) <= limit else s[: limit - 3] + "..."
