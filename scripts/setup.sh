@@ -8,7 +8,7 @@ cd "$here"
 # postfix: the MTA we plug into (also ships smtp-sink / smtp-source); libmilter-dev: to build pymilter;
 # libmagic1: content type detection; prometheus: tests and dashboards; dnsmasq-base not needed (our DNS test
 # server is dnspython); openssl: differential S/MIME tests; poppler-utils: render report pages.
-pkgs=(postfix libmilter-dev libmagic1 prometheus openssl swaks gcc python3-dev python3-venv make poppler-utils)
+pkgs=(postfix libmilter-dev libmagic1 prometheus openssl swaks gcc python3-dev python3-venv make poppler-utils fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
