@@ -53,6 +53,7 @@ class Lab:
     journal: str | None = None
     with_milter: bool = True
     milter_args: list[str] = field(default_factory=list)
+    milter_command: list[str] | None = None  # another milter instead of ours (benchmarks); {port} is substituted
     main_cf: dict[str, str] = field(default_factory=dict)  # extra main.cf settings
     python: str = sys.executable
     env: dict[str, str] = field(default_factory=dict)
@@ -161,6 +162,8 @@ class Lab:
         if self.journal:
             cmd += ["--journal", self.journal]
         cmd += self.milter_args
+        if self.milter_command:
+            cmd = [c.replace("{port}", str(self.milter_port)) for c in self.milter_command]
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO / "milter") + os.pathsep + env.get("PYTHONPATH", "")
         env.update(self.env)

@@ -27,7 +27,9 @@ CHUNK = 1 << 20  # bytes read at a time when scanning or decoding a body
 
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NON_B64 = bytes(b for b in range(256) if b not in _B64_ALPHABET)
-_HEADER_PARSER = email.parser.BytesParser(policy=email.policy.default)
+# compat32: header values stay raw strings; only the few headers rules need are decoded, on demand. The modern
+# policy parses every header into objects up front, which cost more than the rest of a small message.
+_HEADER_PARSER = email.parser.BytesParser(policy=email.policy.compat32)
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Part:
     start: int  # first byte of the entity's header block
     body_start: int
     end: int  # one past the last byte of the body
-    headers: email.message.EmailMessage
+    headers: email.message.Message  # header block only (compat32)
     msg_depth: int  # how many message/rfc822 levels above this part
     parent: "Part | None" = None
     children: list["Part"] = field(default_factory=list)
@@ -231,7 +233,7 @@ class MimeWalker:
         try:
             headers = _HEADER_PARSER.parsebytes(header_bytes, headersonly=True)
         except Exception as exc:  # the standard parser is tolerant; this guards against the unexpected
-            headers = email.message.EmailMessage(policy=email.policy.default)
+            headers = email.message.Message()
             problems.append(f"unparseable headers: {type(exc).__name__}")
         if default_type != "text/plain" and "content-type" not in headers:
             headers.set_default_type(default_type)

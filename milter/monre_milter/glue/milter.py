@@ -54,7 +54,7 @@ class PolicyMilter(Milter.Base):
         self.tx: Transaction | None = None
         self.spool = None
         self.failed: str | None = None  # stage of an internal error in a no-reply step
-        self.reported_early = 0
+        self.in_body = False
         self.eom_seen = False
 
     # -- helpers -------------------------------------------------------------------------------------------------------
@@ -104,6 +104,7 @@ class PolicyMilter(Milter.Base):
                 self.observers.on_message(v, self._event_ctx(), 0, 0.0)
         self.tx = None
         self.eom_seen = False
+        self.in_body = False
         self._close_spool()
 
     # -- callbacks -----------------------------------------------------------------------------------------------------
@@ -154,6 +155,7 @@ class PolicyMilter(Milter.Base):
         except Exception:
             return self._internal_error("envrcpt")
 
+    @Milter.decode("bytes")  # header values as the original bytes: no decode / re-encode per header
     @Milter.noreply
     def header(self, name, value):
         if self.failed:
@@ -161,31 +163,30 @@ class PolicyMilter(Milter.Base):
         try:
             if self.spool is None:
                 self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
-            self.spool.write(_raw(name) + b": " + _raw(value).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-                             + b"\r\n")
+            if isinstance(value, str):  # a harness that does not honour the bytes strategy
+                value = _raw(value)
+            self.spool.write(name.encode("ascii", "surrogateescape") + b": "
+                             + value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b"\r\n")
         except Exception:
             self.failed = "header"
             log.exception("internal error at header")
         return Milter.CONTINUE
 
-    @Milter.noreply
-    def eoh(self):
-        if self.failed:
-            return Milter.CONTINUE
-        try:
-            if self.spool is None:
-                self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
+    # No eoh callback (one message less per mail): the blank line is written before the first body chunk or at
+    # end of message.
+    def _end_headers(self) -> None:
+        if self.spool is None:
+            self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
+        if not self.in_body:
             self.spool.write(b"\r\n")
-        except Exception:
-            self.failed = "eoh"
-            log.exception("internal error at eoh")
-        return Milter.CONTINUE
+            self.in_body = True
 
     @Milter.noreply
     def body(self, chunk):
         if self.failed:
             return Milter.CONTINUE
         try:
+            self._end_headers()
             self.spool.write(chunk)
         except Exception:
             self.failed = "body"
@@ -198,11 +199,11 @@ class PolicyMilter(Milter.Base):
             self.eom_seen = True
             if self.failed:
                 return self._internal_error(self.failed)
-            if self.spool is None:
-                self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
+            self._end_headers()
             tx = self.tx
             STATE.hooks.before_eom(self)
             facts = analyse(self.spool, self.pack, tx.direction, tx.message_unit())
+            facts.extra.update(getattr(self, "spam_extra", None) or {})  # left by spam.hooks (DNSBL, trusted relay)
             verdict = tx.end_of_message(facts, self._queue_id())
             result = self._apply(verdict)
             ctx = self._event_ctx()
@@ -214,6 +215,7 @@ class PolicyMilter(Milter.Base):
             return self._internal_error("eom")
         finally:
             self._close_spool()
+            self.in_body = False
 
     def _apply(self, v: Verdict) -> int:
         if v.action in ("reject", "tempfail"):
