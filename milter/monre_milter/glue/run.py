@@ -108,4 +108,6 @@ def _service_hooks():
     return list(SERVICE_SETUP)
 
 
-SERVICE_SETUP: list = []
+from ..spam.hooks import install as _spam_hooks  # noqa: E402  (DNSBL lookups at connect, spam facts at eom)
+
+SERVICE_SETUP: list = [_spam_hooks]
