@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 
 
 def normalise_domain(domain: str) -> str:
@@ -34,12 +35,25 @@ def domain_of(addr: str) -> str:
     return normalise_domain(addr.rsplit("@", 1)[1])
 
 
+_ADDR_SPEC = re.compile(r"[^\s<>,;:\"()\[\]]+@[^\s<>,;:\"()\[\]]+")
+
+
 def header_addresses(values: list[str]) -> list[str]:
-    """addr-specs from address headers (From, Reply-To, Sender); display names are ignored."""
+    """addr-specs from address headers (From, Reply-To, Sender, To); display names are ignored.
+
+    The standard parser recurses per token and overflows the stack on hostile headers (thousands of encoded
+    words); then, and for very long values, a plain scan for addr-specs outside quoted display names is used.
+    """
+    texts = [str(v) for v in values]
+    if sum(len(t) for t in texts) <= 8192:
+        try:
+            return [addr for _name, addr in email.utils.getaddresses(texts) if addr and "@" in addr]
+        except (RecursionError, ValueError, IndexError):
+            pass  # hostile or broken header: fall through to the plain scan below
     out = []
-    for _name, addr in email.utils.getaddresses([str(v) for v in values]):
-        if addr and "@" in addr:
-            out.append(addr)
+    for t in texts:
+        t = re.sub(r'"(?:[^"\\]|\\.)*"', " ", t[:65536])  # drop quoted display names
+        out.extend(_ADDR_SPEC.findall(t))
     return out
 
 
