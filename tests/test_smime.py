@@ -115,6 +115,12 @@ def test_opaque_content_is_unwrapped_for_the_other_rules(pki, write, tmp_path):
     pack = load_pack([str(POLICY), str(pki.overlay())])
     v = check_file(pack, str(msg), mail_from="alice@partner.gov.vn", rcpts=["nva@monre.gov.vn"], client_ip=OUTSIDE)
     assert [f.result for f in v.findings if f.rule == "smime"] == ["pass"]
+    from monre_milter.extract.message import analyse
+    with open(msg, "rb") as fh:
+        facts = analyse(fh, pack, "inbound", "other")
+    # the inner PDF is seen (part 1.2 of the signed content), the smime.p7m container is not counted twice
+    assert [(a.part, a.filename, a.size) for a in facts.attachments] == [("1.2", "r.pdf", 150_000)]
+    assert facts.attachments_total == 150_000
     # the attachment inside the signed-data is seen by attachment-size: a 100 KB limit refuses the message
     small = tmp_path / "small.yaml"
     small.write_text("rules:\n  attachment-size:\n    limit: 100 KB\n")

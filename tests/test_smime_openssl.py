@@ -114,7 +114,8 @@ def _generated(pki, d: Path) -> list[tuple[str, bytes, Path]]:
     att = entity({"Content-Type": 'multipart/mixed; boundary="b1"'},
                  b"--b1\r\nContent-Type: text/plain\r\n\r\nSee the attached report.\r\n--b1\r\n"
                  b"Content-Type: application/pdf; name=r.pdf\r\nContent-Disposition: attachment; filename=r.pdf\r\n"
-                 b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKMSAwIG9iago8PD4+CmVuZG9iagp0cmFpbGVyCjw8Pj4K\r\n"
+                 b"Content-Transfer-Encoding: base64\r\n\r\n"
+                 b"JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PD4+CmVuZG9iagp0cmFpbGVyCjw8Pj4K\r\n"
                  b"--b1--\r\n")
     detached = sign(TEXT, pki.alice, [pki.inter], hdr)
     msgs = [
@@ -126,7 +127,8 @@ def _generated(pki, d: Path) -> list[tuple[str, bytes, Path]]:
         ("rsa-pss", sign(TEXT, pki.alice, [pki.inter], hdr, pss=True)),
         ("ecdsa", sign(TEXT, pki.alice_ec, [pki.inter], hdr)),
         ("tampered", detached.replace(b"Hello from", b"Hellp from")),
-        ("tampered-opaque-free", sign(att, pki.alice, [pki.inter], hdr).replace(b"attached report", b"attached rep0rt")),
+        ("tampered-multipart", sign(att, pki.alice, [pki.inter], hdr).replace(b"attached report",
+                                                                             b"attached rep0rt")),
         ("expired", sign(TEXT, pki.expired, [pki.inter], hdr)),
         ("wrong-ca", sign(TEXT, pki.stranger, [pki.other_root], hdr)),
         ("no-intermediate", sign(TEXT, pki.alice, [], hdr)),

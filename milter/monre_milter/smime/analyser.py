@@ -28,8 +28,6 @@ SIGNATURE_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature
 MIME_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 MAX_SIGNATURE_BYTES = 1 << 20  # a detached signature (certificates included) is a few KB
 MAX_UNWRAP_DEPTH = 5  # opaque signed data inside opaque signed data ...
-# RFC 7281 result values, most to least decisive for the message result
-RESULT_ORDER = ("fail", "permerror", "neutral", "temperror", "policy", "pass")
 
 
 @dataclass
@@ -330,6 +328,16 @@ class Analyser:
         self.state.encrypted.append((part.index, part.msg_depth, kind))
         self.facts.uninspectable.append((f"part {part.index or 'top'}", f"S/MIME encrypted ({kind})"))
 
+    def _replace_container(self, part: Part) -> None:
+        """The smime.p7m of an opaque signature is not a file the sender attached: its content (unwrapped next) is
+        what counts, so the container's own attachment entry is dropped instead of counting the bytes twice."""
+        where = part.index or "1"
+        for i, a in enumerate(self.facts.attachments):
+            if a.part == where and a.content_type == part.content_type:
+                self.facts.attachments_total -= a.size
+                del self.facts.attachments[i]
+                return
+
     def unwrap(self, part: Part, content: bytes, froms: list[str], layer: int) -> None:
         """Parse the signed content as a MIME entity and run attachment accounting and every analyser on it."""
         depth = self.state.inner.get(id(_tree_root(part)), ([], 0, 0))[1] + 1
@@ -348,6 +356,7 @@ class Analyser:
                 p.index = prefix + ("." + p.index if p.index else "")
                 p.msg_depth += part.msg_depth
             self.state.inner[id(inner)] = (froms, depth, layer)
+            self._replace_container(part)
             inspect_tree(self.pack, inner, self.facts, self.direction, self.unit)
             self.facts.problems.extend(f"signed content of part {part.index or 'top'}: {t}" for t in walker.truncated)
         finally:

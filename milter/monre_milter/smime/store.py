@@ -77,8 +77,8 @@ class TrustStore:
     def verify_chain(self, leaf: x509.Certificate, intermediates: list[x509.Certificate],
                      at: dt.datetime) -> ChainResult:
         if not _valid_at(leaf, at):
-            return ChainResult("expired", f"signer certificate not valid at {at:%Y-%m-%d %H:%M} (valid "
-                                          f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d})")
+            span = f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}"
+            return ChainResult("expired", f"signer certificate not valid at {at:%Y-%m-%d %H:%M} (valid {span})")
         if self._store is None:
             return ChainResult("untrusted", "no trust anchors configured (smime.trust_anchors)")
         verifier = (PolicyBuilder().store(self._store).time(at)
