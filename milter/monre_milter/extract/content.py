@@ -703,12 +703,16 @@ class Scanner:
         if t.htmlbody:
             hb = t.htmlbody if isinstance(t.htmlbody, str) else decode_bytes(t.htmlbody)
             self.text(f"{label} (body)", html_to_text(hb))
-        if t.rtfbody:
+        rtf = t.rtfbody or b""
+        if rtf and not rtf.lstrip().startswith(b"{\\rtf"):  # still compressed (tnefparse without compressed_rtf)
             try:
-                import compressed_rtf  # optional: decompress the RTF body
-                self.text(f"{label} (body)", rtf_to_text(compressed_rtf.decompress(t.rtfbody)))
-            except ImportError:
-                self.text(f"{label} (body)", rtf_to_text(t.rtfbody))
+                import compressed_rtf
+                rtf = compressed_rtf.decompress(rtf)
+            except Exception as exc:  # missing library or damaged body: the other bodies are still read
+                log.warning("TNEF RTF body not decompressed: %s", exc)
+                rtf = b""
+        if rtf:
+            self.text(f"{label} (body)", rtf_to_text(rtf))
         for i, att in enumerate(t.attachments[: self.limits.archive_members]):
             try:
                 aname = att.long_filename() or att.name or f"attachment {i + 1}"
