@@ -137,7 +137,7 @@ def test_listed_ipv4_is_rejected(pack, ns, msg):
 def test_listed_ipv6_nibbles_are_rejected(pack, ns, msg):
     v = check_file(pack, msg, client_ip=LISTED6)
     assert str(v.reply) == "554 5.7.1 Client host 2001:db8::5 is listed by zen.test (XBL) (regulation art. 10.2)"
-    assert RECORDS and any(q.endswith("8.b.d.0.1.0.0.2.zen.test") for q in ns.queries)
+    assert any(q.endswith("8.b.d.0.1.0.0.2.zen.test") for q in ns.queries)
 
 
 def test_several_codes_name_every_list(pack, msg):

@@ -46,6 +46,11 @@ def test_fourth_recipient_and_later_ones_are_tempfailed(pack):
     assert (f.rule, f.article, f.result, f.action, f.rcpt) == ("rate-limit", "10.2", "over-limit", "tempfail",
                                                                  "r3@example.org")
     assert f.reason == (f"account {user} reached 3 recipients within 60 s (limit 3); possible compromised mailbox")
+    assert tx.refused[1][2].result == "over-limit-repeat"  # one incident per burst, not one per recipient
+    replies, tx = send(pack, user, ["late@example.org"], now=1030.0)
+    assert [f.result for _, _, f in tx.refused] == ["over-limit-repeat"]
+    replies, tx = send(pack, user, [f"n{i}@example.org" for i in range(4)], now=1100.0)  # a new window, a new burst
+    assert [f.result for _, _, f in tx.refused] == ["over-limit"]
 
 
 def test_count_spans_messages_and_the_window_slides(pack):

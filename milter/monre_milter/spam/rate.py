@@ -30,6 +30,11 @@ class RateStore(Protocol):
         ending at `now`, this addition included."""
         ...
 
+    def incident(self, key: str, now: float) -> bool:
+        """Record that `key` went over its limit at `now`. True when this starts a new incident (none recorded for
+        the key within the window), so one compromised account counts once, not once per refused recipient."""
+        ...
+
 
 class MemoryRateStore:
     """Sliding-window counter in memory, thread-safe, bounded."""
@@ -41,6 +46,7 @@ class MemoryRateStore:
         self.nbuckets = math.ceil(self.window / self.granularity)
         self.lock = threading.Lock()
         self.keys: OrderedDict[str, deque] = OrderedDict()  # key -> deque[[bucket index, count]]
+        self.incidents: OrderedDict[str, float] = OrderedDict()  # key -> time of the last over-limit refusal
 
     def add(self, key: str, n: int, now: float) -> int:
         b = int(now // self.granularity)
@@ -65,6 +71,14 @@ class MemoryRateStore:
             if not dq:
                 del self.keys[key]
             return total
+
+    def incident(self, key: str, now: float) -> bool:
+        with self.lock:
+            last = self.incidents.pop(key, None)
+            self.incidents[key] = now
+            while len(self.incidents) > self.max_keys:
+                self.incidents.popitem(last=False)
+            return last is None or now - last >= self.window
 
     def __len__(self) -> int:
         return len(self.keys)

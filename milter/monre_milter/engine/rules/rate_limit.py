@@ -6,8 +6,9 @@ filtering) is only the mandate for having the filter, so findings name 10.2.
 
 Counting: the compiled options hold the process-wide `RateStore` (see `monre_milter.spam.rate` for why the count lives
 there and not in facts). Each recipient the rule lets through adds 1 for the account; once the window holds `limit`
-recipients, that recipient and every later one is answered 451 4.7.1 and reported as a finding (result
-"over-limit": that is the incident metrics and the journal count). Refused recipients are not counted, so a client
+recipients, that recipient and every later one is answered 451 4.7.1 and reported as a finding: result
+"over-limit" for the first refusal of a burst (the incident metrics and the journal count), "over-limit-repeat" for
+the recipients refused after it until the account has stayed quiet for a whole window. Refused recipients are not counted, so a client
 that keeps retrying gets through again as soon as the window slides.
 """
 from __future__ import annotations
@@ -71,7 +72,10 @@ class RateLimit(Rule):
             return []
         if cfg.action in ("reject", "tempfail"):
             cfg.store.add(user, -1, now)  # this recipient is refused: it does not count
-        return [self.finding(cfg, "over-limit",
+        # One incident per account until it stays under the limit for a whole window; later refusals of the same
+        # burst are "over-limit-repeat", so metrics count compromised accounts, not refused recipients.
+        result = "over-limit" if cfg.store.incident(user, now) else "over-limit-repeat"
+        return [self.finding(cfg, result,
                              f"account {user} reached {cfg.limit} recipients within {cfg.window} s "
                              f"(limit {cfg.limit}); possible compromised mailbox",
                              f"Too many recipients for this account (limit {cfg.limit} per "
