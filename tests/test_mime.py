@@ -1,6 +1,7 @@
 """The streaming MIME walker against the standard library on the public corpus, and its bounds."""
 from __future__ import annotations
 
+import binascii
 import email
 import email.policy
 import io
@@ -37,7 +38,7 @@ def leaves_ours(raw: bytes):
 
 
 def test_decoded_sizes_agree_with_the_standard_library_on_the_corpus():
-    agree = differ = 0
+    agree, differ = 0, []
     for path in MESSAGES:
         raw = path.read_bytes()
         theirs, ours = leaves_stdlib(raw), leaves_ours(raw)
@@ -47,9 +48,12 @@ def test_decoded_sizes_agree_with_the_standard_library_on_the_corpus():
         ok = all(a == b or (t.startswith("text/") and abs(a - b) <= max(4, a // 20))
                  for (t, a), (_, b) in zip(theirs, ours))
         agree += ok
-        differ += not ok
-    assert agree >= 60, (agree, differ)
-    assert differ <= 2, (agree, differ)
+        if not ok:
+            differ.append(path.name)
+    assert agree >= 80, (agree, differ)
+    # fname.eml has 5-character base64 bodies: the standard library gives up and returns the raw text (5 bytes),
+    # we decode the complete groups (3 bytes). Everything else agrees.
+    assert differ == ["fname.eml"], differ
 
 
 def test_part_and_depth_limits_stop_the_walk():
@@ -64,6 +68,15 @@ def test_part_and_depth_limits_stop_the_walk():
     w = MimeWalker(Limits(max_depth=10))
     w.parse(io.BytesIO(nested))
     assert w.truncated and "nesting deeper than 10" in w.truncated[0]
+
+
+def test_headerless_part_and_uuencode():
+    raw = (b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nJust text, no headers.\r\n"
+           b"--B\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+           b"begin 644 a.bin\r\n" + binascii.b2a_uu(b"hello world") + b"`\r\nend\r\n--B--\r\n")
+    root, _ = parse(io.BytesIO(raw))
+    assert b"".join(root.children[0].iter_decoded()) == b"Just text, no headers."
+    assert b"".join(root.children[1].iter_decoded()) == b"hello world"
 
 
 def test_boundary_prefix_of_a_longer_line_is_not_a_delimiter():

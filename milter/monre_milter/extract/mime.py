@@ -129,6 +129,8 @@ class Part:
             yield from _iter_b64(self.src, self.body_start, self.end, chunk)
         elif cte == "quoted-printable":
             yield from _iter_qp(self.src, self.body_start, self.end, chunk)
+        elif cte in ("x-uuencode", "uuencode", "x-uue", "uue"):
+            yield from _iter_uu(self.src, self.body_start, self.end, chunk)
         else:
             yield from _iter_range(self.src, self.body_start, self.end, chunk)
 
@@ -206,6 +208,39 @@ def _iter_qp(src: BinaryIO, start: int, end: int, chunk: int) -> Iterator[bytes]
         yield binascii.a2b_qp(rest)
 
 
+def _iter_lines(src: BinaryIO, start: int, end: int, chunk: int) -> Iterator[bytes]:
+    rest = b""
+    for data in _iter_range(src, start, end, chunk):
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _iter_uu(src: BinaryIO, start: int, end: int, chunk: int) -> Iterator[bytes]:
+    """uuencoded bodies (old Outlook, some gateways): the lines between "begin" and "end"."""
+    inside = False
+    for line in _iter_lines(src, start, end, chunk):
+        line = line.rstrip(b"\r")
+        if not inside:
+            inside = line.startswith(b"begin ")
+            continue
+        if line.strip() in (b"end", b"`") or not line.strip():
+            if line.strip() == b"end":
+                return
+            continue
+        try:
+            yield binascii.a2b_uu(line)
+        except binascii.Error:
+            # A line some encoders pad wrongly: decode what its length byte announces, as the stdlib does.
+            n = ((line[0] - 32) & 63) * 4 // 3 + 3 & ~3 if line else 0
+            try:
+                yield binascii.a2b_uu(line[:n + 1])
+            except binascii.Error:
+                continue  # an undecodable line carries nothing we can count
+
+
 class MimeWalker:
     """Parse a spooled message into a tree of `Part`s, reading the body in chunks."""
 
@@ -274,12 +309,17 @@ class MimeWalker:
         return part
 
 
+_HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:|From |\r?\n")  # a field name, mbox "From ", or the blank line
+
+
 def _read_header_block(src: BinaryIO, start: int, end: int, cap: int) -> tuple[bytes, int, list[str]]:
     """Header bytes of the entity at `start` and where its body starts (after the blank line)."""
     src.seek(start)
     limit = min(end - start, cap)
     block = src.read(limit)
-    # An entity that starts with an empty line has no headers.
+    # An entity that starts with an empty line, or with a line that is no header field, has no headers.
+    if block and not _HEADER_LINE.match(block):
+        return b"", start, []
     if block.startswith(b"\r\n"):
         return b"", start + 2, []
     if block.startswith(b"\n"):
