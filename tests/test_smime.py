@@ -217,3 +217,16 @@ def test_bad_anchor_path_is_a_pack_error(tmp_path):
         load_pack([str(POLICY), str(bad)])
     assert any("rules.smime.trust_anchors: no such file or folder:" in x and x.startswith(f"{bad}:3:")
                for x in e.value.errors), e.value.errors
+
+
+def test_garbage_signature_is_neutral_not_a_crash(pki, write):
+    import base64
+    data = sign(TEXT, pki.alice, [pki.inter], outer_headers("alice@partner.gov.vn", "nva@monre.gov.vn"))
+    head, sig_and_rest = data.split(b'name="smime.p7s"', 1)
+    hdrs, rest = sig_and_rest.split(b"\r\n\r\n", 1)
+    junk = base64.encodebytes(b"\x30\x82\x01\x00" + bytes(range(256))).replace(b"\n", b"\r\n")
+    tail = rest[rest.index(b"\r\n\r\n------"):]
+    v = run_check(write("junk.eml", head + b'name="smime.p7s"' + hdrs + b"\r\n\r\n" + junk + tail), pki.overlay())
+    [e] = smime_entries(v)
+    assert (e["result"], e["action"], v["action"]) == ("neutral", "tag", "accept"), e
+    assert e["reason"].startswith("invalid: ")
