@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
 from .engine.base import REGISTRY
 from .engine.verdict import ACTIONS, RULE_ACTIONS
@@ -193,6 +193,7 @@ def start_metrics(addr: str) -> Metrics:
     """Create the metrics, serve them at http://HOST:PORT/metrics (a daemon thread) and return the Observer."""
     global _ACTIVE
     host, port = parse_addr(addr)
+    disable_created_metrics()  # the *_created series would double the series count for nothing a dashboard uses
     m = Metrics()
     start_http_server(port, addr=host, registry=m.registry)
     log.info("metrics on http://%s:%d/metrics", host, port)

@@ -137,10 +137,16 @@ def from_prometheus(base: str, year: int, unit: str | None = None, tz: str = TZ,
     counts = empty_counts()
     bounds = month_bounds(year, tz)
     sel = f'monre_milter_incidents_total{{unit="{unit}"}}' if unit else "monre_milter_incidents_total"
+    # The current month ends at the newest sample, not at "now" between two scrapes: increase() would extrapolate
+    # the last scrape interval and overcount a month that has just begun.
+    latest = _api(base, "/api/v1/query", {"query": f"max(timestamp({sel}))", "time": f"{now:.3f}"})["result"]
+    last_sample = float(latest[0]["value"][1]) if latest else now
     for m, (start, end) in enumerate(bounds):
         if start >= now:
             break
-        at = min(end, now)
+        at = min(end, now, last_sample) if end > now else end
+        if at <= start:
+            continue
         window = max(1, int(round(at - start)))
         data = _api(base, "/api/v1/query", {"query": f"sum by (category) (increase({sel}[{window}s]))",
                                             "time": f"{at:.3f}"})
