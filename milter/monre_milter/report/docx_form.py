@@ -108,7 +108,7 @@ def write_docx(info: ReportInfo, fig: Figures, path: str) -> None:
     # Header block: ministry / unit / number / subject on the left, the national heading on the right.
     head = doc.add_table(rows=1, cols=2)
     _no_borders(head)
-    _widths(head, [7.4, 8.6])
+    _widths(head, [6.9, 9.3])
     left, right = head.rows[0].cells
     _cell_text(left, info.ministry.upper(), 11)
     _cell_text(left, (info.unit_name or "ĐƠN VỊ BÁO CÁO").upper(), 12, bold=True)
@@ -170,6 +170,11 @@ def write_docx(info: ReportInfo, fig: Figures, path: str) -> None:
         _cell_text(merged, text, 9, bold=True)
     for m in range(12):
         _cell_text(hdr1[2 + m], str(m + 1), 9, bold=True)
+    for row in t.rows:  # a row never breaks across pages; the header rows repeat on the next page
+        tr_pr = row._tr.get_or_add_trPr()
+        tr_pr.append(OxmlElement("w:cantSplit"))
+    for row in t.rows[:2]:
+        row._tr.get_or_add_trPr().append(OxmlElement("w:tblHeader"))
     for r, values in enumerate(rows):
         cells = t.rows[2 + r].cells
         total = values[1] == ROW_TOTAL
