@@ -22,7 +22,8 @@ KINDS = {
     ("dnsbl", "listed"): 5, ("spam-header", "spam"): 5, ("banned-type", "executable"): 6,
     ("rate-limit", "over-limit"): 7, ("milter-error", "eom"): 8,
     # not incidents: a good signature, a DNS timeout
-    ("smime", "pass"): None, ("dnsbl", "temperror"): None,
+    ("smime", "pass"): None, ("dnsbl", "temperror"): None, ("rate-limit", "over-limit-repeat"): None,
+    ("classified", "uninspectable"): None, ("classified", "label"): 1,
 }
 UNITS = ["vea", "gdla", "other"]
 

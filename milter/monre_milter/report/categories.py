@@ -24,14 +24,16 @@ MILTER_ERROR = "milter-error"  # the journal's rule id for internal errors (answ
 SIGNATURE_FAILURES = frozenset({"fail", "policy", "permerror", "untrusted", "expired", "mismatch", "invalid", "weak"})
 
 CATEGORIES: tuple[Category, ...] = (
-    Category("classified", "Gửi, nhận thư có đánh dấu mật (thông tin thuộc bí mật nhà nước)", ("classified",)),
+    Category("classified", "Gửi, nhận thư có đánh dấu mật (thông tin thuộc bí mật nhà nước)", ("classified",),
+             {"classified": frozenset({"marking", "label"})}),  # not "uninspectable" (encrypted, unreadable)
     Category("freemail", "Sử dụng thư điện tử miễn phí (ngoài hệ thống của Bộ) trong công việc", ("freemail",)),
     Category("attachment-size", "Thư, tệp đính kèm vượt quá dung lượng cho phép", ("attachment-size",)),
     Category("signature", "Chữ ký số trên thư không hợp lệ hoặc không được tin cậy", ("smime",), {"smime": SIGNATURE_FAILURES}),
     Category("spam", "Thư rác, máy chủ gửi nằm trong danh sách chặn", ("dnsbl", "spam-header"),
              {"dnsbl": frozenset({"listed"})}),  # DNS timeouts / resolver errors are not spam
     Category("dangerous-file", "Tệp đính kèm nguy hiểm (tệp thực thi, mã độc)", ("banned-type",)),
-    Category("compromised-account", "Tài khoản nghi bị chiếm quyền (gửi thư bất thường)", ("rate-limit",)),
+    Category("compromised-account", "Tài khoản nghi bị chiếm quyền (gửi thư bất thường)", ("rate-limit",),
+             {"rate-limit": frozenset({"over-limit"})}),  # one incident per burst, not each later refusal
     Category("milter-error", "Lỗi của bộ lọc thư (thư bị tạm hoãn do lỗi nội bộ)", (MILTER_ERROR,)),
 )
 BY_CODE = {c.code: c for c in CATEGORIES}
