@@ -8,7 +8,7 @@ cd "$here"
 # postfix: the MTA we plug into (also ships smtp-sink / smtp-source); libmilter-dev: to build pymilter;
 # libmagic1: content type detection; prometheus: tests and dashboards; dnsmasq-base not needed (our DNS test
 # server is dnspython); openssl: differential S/MIME tests; poppler-utils: render report pages.
-pkgs=(postfix libmilter-dev libmagic1 prometheus openssl swaks gcc python3-dev python3-venv make poppler-utils fonts-dejavu-core)
+pkgs=(postfix libmilter-dev libmagic1 prometheus openssl swaks gcc python3-dev python3-venv make poppler-utils sqlite3 fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,6 +16,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Install Postfix unconfigured: this project runs its own private instances and must not set up (or start) a
+  # system mail server. An existing configuration is left as it is.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi

@@ -10,8 +10,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# Public sample messages and the regulation text live beside the checkout (../shared/), as in CI; MONRE_SHARED
+# points elsewhere. They are read in place, never copied into the repository.
+SHARED = Path(os.environ.get("MONRE_SHARED", REPO.parent / "shared")).resolve()
 CORPUS = SHARED / "corpus"
+
+
+def pytest_configure(config):
+    if not (CORPUS / "SOURCES.md").exists():
+        raise pytest.UsageError(
+            f"the tests read public samples from {SHARED}/ (corpus/, regulation/), which is missing: put the "
+            "shared/ folder beside the checkout, or set MONRE_SHARED=/path/to/shared")
 sys.path.insert(0, str(REPO / "milter"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

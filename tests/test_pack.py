@@ -113,3 +113,14 @@ def test_check_policy_cli(tmp_path):
     res = subprocess.run(cli + [DEFAULT, str(bad)], capture_output=True, text=True, env=env)
     assert res.returncode == 1
     assert f"{bad}:3:5: rules.freemail.acton: unknown key (hint: did you mean 'action'?)" in res.stderr
+
+
+def test_misspelt_unit_code_is_an_error_not_a_new_unit(tmp_path):
+    errs = errors_of(tmp_path, "units:\n  vae:\n    rules:\n      attachment-size: {limit: 10 MB}\n")
+    assert errs == ["site.yaml:2:3: units.vae: unit 'vae' has no name (hint: did you mean 'vea'?)"]
+
+
+def test_a_new_unit_with_a_name_is_accepted(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("units:\n  ttcntt:\n    name: Trung tâm Công nghệ thông tin\n")
+    assert "ttcntt" in load_pack([DEFAULT, str(site)]).units

@@ -14,7 +14,9 @@ from monre_milter.check import check_file
 from test_smime_pki import TEXT, entity, openssl, outer_headers, pki, sign  # noqa: F401  (pki: fixture)
 
 REPO = Path(__file__).resolve().parents[1]
-SMIME = REPO.parent / "shared" / "corpus" / "smime"
+from conftest import CORPUS  # noqa: E402
+
+SMIME = CORPUS / "smime"
 POLICY = REPO / "policies" / "monre.yaml"
 OUTSIDE = "198.51.100.20"
 PDF = (b"Content-Type: application/pdf; name=r.pdf\r\nContent-Disposition: attachment; filename=r.pdf\r\n"

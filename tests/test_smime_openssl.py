@@ -25,7 +25,9 @@ from monre_milter.smime.store import TrustStore
 from test_smime_pki import TEXT, entity, openssl, outer_headers, pki, sign  # noqa: F401  (pki: fixture)
 
 REPO = Path(__file__).resolve().parents[1]
-SMIME = REPO.parent / "shared" / "corpus" / "smime"
+from conftest import CORPUS  # noqa: E402
+
+SMIME = CORPUS / "smime"
 POLICY = REPO / "policies" / "monre.yaml"
 
 # (folder, anchor) per corpus folder, from SOURCES.md

@@ -105,7 +105,7 @@ class Lab:
             "smtp_dns_support_level": "disabled",
             "maillog_file": str(self.log / "postfix.log"),
             "maillog_file_prefixes": f"/var, /dev/stdout, {self.log}",
-            "message_size_limit": "26214400",
+            "message_size_limit": "52428800",  # above the wire limit: the milter refuses with the article
             "smtpd_error_sleep_time": "0",
             "smtpd_soft_error_limit": "1000",
             "smtpd_hard_error_limit": "1000",
@@ -170,7 +170,34 @@ class Lab:
         self.milter_log = open(self.log / "milter.log", "ab")
         self.milter_proc = subprocess.Popen(cmd, stdout=self.milter_log, stderr=subprocess.STDOUT, env=env,
                                             cwd=str(REPO))
-        wait_port(self.milter_port, 30, self.milter_proc)
+        self._remember(self.milter_proc)
+        try:
+            wait_port(self.milter_port, 30, self.milter_proc)
+        except RuntimeError as exc:
+            tail = (self.log / "milter.log").read_text(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"the milter did not start: {exc}\n  " + "\n  ".join(tail)) from None
+
+    # A previous run killed without clean-up (terminal closed, kill -9) leaves processes holding our ports.
+    def _remember(self, proc: subprocess.Popen) -> None:
+        with open(self.root / "pids", "a") as fh:
+            fh.write(f"{proc.pid}\n")
+
+    def _stop_leftovers(self) -> None:
+        pids = self.root / "pids"
+        if not pids.exists():
+            return
+        for line in pids.read_text().split():
+            try:
+                cmdline = Path(f"/proc/{int(line)}/cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue  # gone already
+            if b"monre_milter" in cmdline or b"smtp-sink" in cmdline or b"passthrough" in cmdline:
+                os.kill(int(line), signal.SIGTERM)
+                for _ in range(50):
+                    if not Path(f"/proc/{int(line)}").exists():
+                        break
+                    time.sleep(0.1)
+        pids.unlink()
 
     def stop_milter(self) -> None:
         if self.milter_proc and self.milter_proc.poll() is None:
@@ -184,14 +211,16 @@ class Lab:
 
     def start(self) -> "Lab":
         self.configure()
+        subprocess.run(["postfix", "-c", str(self.conf), "stop"], capture_output=True)
+        self._stop_leftovers()
         self.sink_proc = subprocess.Popen(
             ["smtp-sink", "-u", "nobody", "-d", str(self.sink_dir) + "/%Y%m%d%H%M%S.", f"127.0.0.1:{self.sink_port}",
              "256"], stdout=subprocess.DEVNULL, stderr=open(self.log / "sink.log", "ab"))
+        self._remember(self.sink_proc)
         wait_port(self.sink_port, 10, self.sink_proc)
         if self.with_milter:
             self.start_milter()
         self._run(["postfix", "-c", str(self.conf), "check"])
-        subprocess.run(["postfix", "-c", str(self.conf), "stop"], capture_output=True)
         self._run(["postfix", "-c", str(self.conf), "start"])
         wait_port(self.smtp_port, 20)
         return self
@@ -229,13 +258,15 @@ def main(argv: list[str] | None = None) -> int:
               journal=str(Path(args.root) / "journal.sqlite"),
               **({"policy": args.policy} if args.policy else {}))
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal went away (closed window, lost SSH)
+        signal.signal(sig, lambda *_: stopping.append(1))
     lab.start()
-    print(f"""
+    say(f"""
 Postfix (private instance, {lab.conf}) listens on 127.0.0.1:{lab.smtp_port} with the milter in smtpd_milters.
   milter:  {lab.python} -m monre_milter.cli run --policy {' --policy '.join(lab.policy)}  (log: {lab.log}/milter.log)
-  metrics: http://{args.metrics}/metrics
+  metrics: http://{args.metrics}/metrics      incident journal: {lab.journal}
   Postfix log: {lab.log}/postfix.log     accepted mail: {lab.sink_dir}/ (one file per message)
+  held (quarantined) mail: postqueue -c {lab.conf} -p    release: postsuper -c {lab.conf} -H QUEUEID
 
 Try it (swaks is installed by the set-up):
   # an authenticated user writing to a free-mail address: refused at RCPT (art. 9.1)
@@ -246,20 +277,28 @@ Try it (swaks is installed by the set-up):
   # the same verdict offline:
   .venv/bin/monre-milter check --client-ip 198.51.100.20 --json some-message.eml
 
-Ctrl-C stops Postfix, the milter and the sink.""", flush=True)
+Ctrl-C stops Postfix, the milter and the sink.""")
     try:
         while not stopping:
             if lab.milter_proc is not None and lab.milter_proc.poll() is not None:
-                print(f"the milter exited ({lab.milter_proc.returncode}); see {lab.log}/milter.log", file=sys.stderr)
+                say(f"the milter exited ({lab.milter_proc.returncode}); see {lab.log}/milter.log")
                 return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nstopping ...", flush=True)
+        # Stop first, talk after: stdout may be a pipe that is gone (Ctrl-C in `... | tee`).
         lab.stop()
-        print("stopped.")
+        say("\nstopped: Postfix, the milter and the sink.")
     return 0
+
+
+def say(text: str) -> None:
+    """Print without ever failing: output is a courtesy, stopping the services is not."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, OSError):
+        pass  # nobody is reading any more (the pipe or terminal is gone)
 
 
 if __name__ == "__main__":

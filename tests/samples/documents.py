@@ -9,7 +9,7 @@ import os
 import zipfile
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED = Path(os.environ.get("MONRE_SHARED", Path(__file__).resolve().parents[2].parent / "shared")).resolve()
 REGULATION = SHARED / "regulation" / "quy-che-thu-dien-tu-btnmt.txt"
 FONT = next((p for p in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
                          "/usr/share/fonts/dejavu/DejaVuSans.ttf") if os.path.exists(p)), None)

@@ -36,7 +36,7 @@ from typing import BinaryIO, Iterator
 
 from ..facts import AttachmentFact, MessageFacts, TextFact
 from . import message
-from .mime import Limits, MimeWalker, Part
+from .mime import Limits, MimeWalker, Part, decode_header
 
 log = logging.getLogger(__name__)
 
@@ -116,26 +116,7 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
     return data.decode("cp1258", "replace")
 
 
-def decode_header_value(raw: str) -> str:
-    """RFC 2047 decoding that joins adjacent encoded words of one charset before decoding, so a multi-byte
-    character split across two folded encoded words comes out whole."""
-    raw = re.sub(r"\r?\n[ \t]", " ", raw)
-    if "=?" not in raw:
-        return raw.strip()
-    try:
-        pieces = email.header.decode_header(raw)
-    except Exception:  # malformed encoded words: keep the raw text, still searchable
-        return raw.strip()
-    out = []
-    for chunk, cs in pieces:
-        if isinstance(chunk, str):
-            out.append(chunk)
-        else:
-            try:
-                out.append(chunk.decode(cs or "ascii", "replace"))
-            except LookupError:
-                out.append(chunk.decode("utf-8", "replace"))
-    return "".join(out).strip()
+decode_header_value = decode_header  # kept under its old name for callers and tests
 
 
 class _HTMLText(html.parser.HTMLParser):

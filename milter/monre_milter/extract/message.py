@@ -5,14 +5,13 @@ Reads the spool through the streaming MIME walker, so memory stays bounded whate
 """
 from __future__ import annotations
 
-import email.header
 import io
 import unicodedata
 from typing import BinaryIO, Callable
 
 from ..engine.addresses import header_addresses
 from ..facts import AttachmentFact, MessageFacts
-from .mime import Limits, MimeWalker, Part
+from .mime import Limits, MimeWalker, Part, decode_header, unescape_8bit
 
 # Each analyser: f(pack, root: Part, facts: MessageFacts, direction: str, unit: str) -> None
 ANALYSERS: list[Callable] = []
@@ -24,19 +23,9 @@ def limits_from_pack(pack) -> Limits:
 
 
 def _header_values(part: Part, name: str) -> list[str]:
-    """Raw values (compat32 keeps them as sent; 8-bit bytes arrive as surrogate escapes)."""
-    return [str(v) for v in part.headers.get_all(name, [])]
-
-
-def decode_header_text(value: str) -> str:
-    """RFC 2047 decoding of an unstructured header (Subject), tolerant of broken encoded-words and raw 8-bit."""
-    value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if "=?" not in value:
-        return " ".join(value.split())
-    try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except Exception:  # broken encoded-words: keep the raw text, rules still see what was sent
-        return " ".join(value.split())
+    """Values as sent, raw 8-bit read as UTF-8 (see mime.unescape_8bit)."""
+    name = name.lower()
+    return [unescape_8bit(str(v)) for k, v in part.headers.raw_items() if k.lower() == name]
 
 
 def collect_headers(root: Part, facts: MessageFacts) -> None:
@@ -45,8 +34,8 @@ def collect_headers(root: Part, facts: MessageFacts) -> None:
     facts.reply_to = header_addresses(_header_values(root, "reply-to"))
     facts.sender = header_addresses(_header_values(root, "sender"))
     subject = _header_values(root, "subject")
-    facts.subject = unicodedata.normalize("NFC", decode_header_text(subject[0])) if subject else ""
-    facts.headers = [(k, str(v)) for k, v in root.headers.raw_items()]
+    facts.subject = unicodedata.normalize("NFC", decode_header(subject[0])) if subject else ""
+    facts.headers = [(k, unescape_8bit(str(v))) for k, v in root.headers.raw_items()]
 
 
 def inspect_tree(pack, root: Part, facts: MessageFacts, direction: str, unit: str) -> None:

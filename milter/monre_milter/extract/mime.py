@@ -69,9 +69,11 @@ class Part:
             value = self.headers.get_param(name, header="content-type")
         except Exception:
             return None
-        if value is None or isinstance(value, str):
-            return value
-        return email.utils.collapse_rfc2231_value(value)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            value = email.utils.collapse_rfc2231_value(value)
+        return unescape_8bit(value)
 
     @property
     def filename(self) -> str | None:
@@ -83,7 +85,7 @@ class Part:
         if name is None:
             name = self.param("name")
         if name:
-            name = _decode_words(name)
+            name = decode_header(name)
         return name or None
 
     @property
@@ -153,14 +155,42 @@ class Part:
             yield from c.walk()
 
 
-def _decode_words(value: str) -> str:
-    """RFC 2047 words some clients leave in RFC 2231 names or in quoted name params."""
-    if "=?" not in value:
+def unescape_8bit(value: str) -> str:
+    """Header text parsed from bytes carries raw 8-bit bytes as lone surrogates (surrogateescape). Clients that send
+    unencoded UTF-8 (SMTPUTF8, or simply careless) must be read as UTF-8, else "[MẬT]" would hide as "[M??T]".
+    Windows-1258 (Vietnamese) is the fallback for 8-bit text that is not UTF-8, then Latin-1, which never fails."""
+    if not any("\udc80" <= c <= "\udcff" for c in value):
         return value
+    raw = value.encode("utf-8", "surrogateescape")
+    for codec in ("utf-8", "cp1258", "latin-1"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def decode_header(raw: str) -> str:
+    """An unstructured header (Subject, a file name) as text: raw 8-bit read as UTF-8, RFC 2047 words decoded, with
+    adjacent encoded words of one charset joined first so a character split across folded words comes out whole.
+    Tolerant: broken encoded words stay as sent (still searchable)."""
+    raw = re.sub(r"\r?\n[ \t]", " ", unescape_8bit(str(raw)))
+    if "=?" not in raw:
+        return raw.strip()
     try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except Exception:
-        return value
+        pieces = email.header.decode_header(raw)
+    except Exception:  # malformed encoded words: keep the raw text
+        return raw.strip()
+    out = []
+    for chunk, cs in pieces:
+        if isinstance(chunk, str):
+            out.append(chunk)
+        else:
+            try:
+                out.append(chunk.decode(cs or "ascii", "replace"))
+            except LookupError:  # an unknown charset name
+                out.append(chunk.decode("utf-8", "replace"))
+    return "".join(out).strip()
 
 
 def _iter_range(src: BinaryIO, start: int, end: int, chunk: int) -> Iterator[bytes]:

@@ -262,7 +262,16 @@ class _Loader:
                 trusted.append(ipaddress.ip_network(n, strict=False))
             except ValueError:
                 self.error(("organisation", "trusted_hosts", i), f"not a network: {n!r}")
-        units = {code: u.get("name", code) for code, u in data.get("units", {}).items()}
+        units = {}
+        for code, u in data.get("units", {}).items():
+            if "name" not in u:
+                # A unit only a site pack mentions, without a name, is nearly always a misspelt code.
+                close = difflib.get_close_matches(code, [c for c, x in data["units"].items() if "name" in x], n=1)
+                hint = (f"did you mean {close[0]!r}?" if close else
+                        "a new unit needs its name, e.g. name: Cục ...")
+                self.error(("units", code), f"unit {code!r} has no name", hint,
+                           self.marks.get(("units", code, "__key__")))
+            units[code] = u.get("name", code)
         unit_map = {}
         for key, code in data.get("unit_map", {}).items():
             if code not in units:
