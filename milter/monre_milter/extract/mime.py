@@ -170,6 +170,10 @@ def unescape_8bit(value: str) -> str:
     return raw.decode("latin-1")
 
 
+def _has_8bit(value) -> bool:
+    return isinstance(value, str) and any("\udc80" <= c <= "\udcff" for c in value)
+
+
 def decode_header(raw: str) -> str:
     """An unstructured header (Subject, a file name) as text: raw 8-bit read as UTF-8, RFC 2047 words decoded, with
     adjacent encoded words of one charset joined first so a character split across folded words comes out whole.
@@ -300,6 +304,11 @@ class MimeWalker:
         except Exception as exc:  # the standard parser is tolerant; this guards against the unexpected
             headers = email.message.Message()
             problems.append(f"unparseable headers: {type(exc).__name__}")
+        if any(_has_8bit(v) for _, v in headers.raw_items()):
+            # Raw 8-bit header values (unencoded UTF-8): store them as text once, so every later look-up (file
+            # names, parameters, subject) sees "tài liệu.exe" rather than a Header object printing "t??i li??u.exe".
+            # compat32 keeps headers as a plain (name, value) list; replacing it keeps order and duplicates.
+            headers._headers = [(k, unescape_8bit(v) if isinstance(v, str) else v) for k, v in headers._headers]
         if default_type != "text/plain" and "content-type" not in headers:
             headers.set_default_type(default_type)
         part = Part(index, src, start, body_start, end, headers, msg_depth, parent, problems=problems)
