@@ -19,7 +19,7 @@ from __future__ import annotations
 import bz2
 import email.header
 import gzip
-import html.parser
+import html
 import io
 import logging
 import lzma
@@ -119,38 +119,33 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
 decode_header_value = decode_header  # kept under its old name for callers and tests
 
 
-class _HTMLText(html.parser.HTMLParser):
-    BLOCK = {"p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "table", "title",
-             "blockquote", "pre", "hr", "section", "article", "header", "footer", "ul", "ol", "center", "dt", "dd"}
-    SKIP = {"script", "style", "head"}
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP:
-            self.skip += 1
-        elif tag in self.BLOCK:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag in self.BLOCK:
-            self.out.append("\n")
-
-    def handle_data(self, data):
-        if not self.skip:
-            self.out.append(data)
+_HTML_BLOCK = frozenset({"p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "table",
+                         "title", "blockquote", "pre", "hr", "section", "article", "header", "footer", "ul", "ol",
+                         "center", "dt", "dd"})
+_HTML_SKIP_OPEN = re.compile(r"<(script|style|head)\b")
+# A tag never spans a "<": matching stops at the next one, so the scan is linear even on "<a <a <a ..." (the
+# standard html.parser re-scans unclosed tags and takes minutes on 3 MB of them).
+_HTML_TAG = re.compile(r"<\s*/?\s*([a-zA-Z][a-zA-Z0-9]*)?[^<>]*>")
 
 
 def html_to_text(markup: str) -> str:
-    p = _HTMLText()
-    p.feed(markup)
-    p.close()
-    return "".join(p.out)
+    """Visible text of HTML: script/style/head dropped, block tags become line breaks, entities decoded.
+    Linear in the input, whatever it holds."""
+    low = markup.lower()
+    kept, pos = [], 0
+    while True:
+        m = _HTML_SKIP_OPEN.search(low, pos)
+        if not m:
+            kept.append(markup[pos:])
+            break
+        kept.append(markup[pos:m.start()])
+        end = low.find("</" + m.group(1), m.end())
+        if end == -1:
+            break  # never closed: a browser shows nothing of the rest either
+        close = low.find(">", end)
+        pos = len(markup) if close == -1 else close + 1
+    text = _HTML_TAG.sub(lambda t: "\n" if (t.group(1) or "").lower() in _HTML_BLOCK else "", "".join(kept))
+    return html.unescape(text)
 
 
 _RTF_TOKEN = re.compile(rb"\\u(-?\d+)\??|\\'([0-9a-fA-F]{2})|\\(par|line|cell|row|tab)\b ?|\\[a-zA-Z]+-?\d* ?|\\[{}\\]|[{}]|[^\\{}]+")
