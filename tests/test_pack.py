@@ -124,3 +124,27 @@ def test_a_new_unit_with_a_name_is_accepted(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text("units:\n  ttcntt:\n    name: Trung tâm Công nghệ thông tin\n")
     assert "ttcntt" in load_pack([DEFAULT, str(site)]).units
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a: &x [1, 2]\nb: *x\n", "site.yaml:1:4: YAML anchors and aliases (&x, *x) are not supported in packs (hint: "
+                              "write the values out, or layer a second pack)"),
+    ("rules:\n  classified:\n    scan: {seconds: .inf}\n",
+     "site.yaml:3:21: rules.classified.scan.seconds: inf is not a usable number (hint: write a finite number)"),
+    ("rules:\n  freemail:\n    lists: [/dev/zero]\n",
+     "site.yaml:3:13: rules.freemail.lists.0: /dev/zero is not a regular file (hint: name a list file (a directory "
+     "is allowed only where the option says so))"),
+    ("rules:\n  freemail:\n    domains: " + "[" * 200 + "]" * 200 + "\n", None),
+])
+def test_hostile_packs_are_refused_quickly(tmp_path, text, expected):
+    errs = errors_of(tmp_path, text)
+    if expected is None:
+        assert len(errs) == 1 and "YAML nested too deeply" in errs[0]
+    else:
+        assert errs == [expected]
+
+
+def test_a_pack_that_is_not_a_regular_file_is_refused():
+    with pytest.raises(PackErrors) as exc:
+        load_pack(["/dev/zero"])
+    assert exc.value.errors == ["/dev/zero:1:1: not a pack: not a regular file"]

@@ -12,7 +12,9 @@ import difflib
 import hashlib
 import ipaddress
 import json
+import math
 import os
+import stat
 from dataclasses import dataclass, field
 
 import jsonschema
@@ -27,6 +29,8 @@ from .yamlmarks import Mark, YamlError, load as yaml_load
 DIRECTIONS = ("inbound", "outbound")
 OTHER_UNIT = "other"
 # Option keys whose values name files: resolved relative to the pack file that set them.
+MAX_PACK_BYTES = 8 * 2**20  # packs are settings; long lists go in list files
+MAX_LIST_BYTES = 64 * 2**20  # a list file larger than this is a mistake (or /dev/zero)
 PATH_KEYS = {"lists", "trust_anchors", "list_files"}
 
 
@@ -149,6 +153,16 @@ def _resolve_paths(value, base_dir: str, key: str | None = None):
     return value
 
 
+def _walk(value, path: tuple = ()):
+    yield path, value
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, path + (i,))
+
+
 def _deep_merge_plain(a: dict, b: dict) -> dict:
     out = copy.deepcopy(a)
     for k, v in b.items():
@@ -186,21 +200,36 @@ class _Loader:
 
     def read_text(self, path: str, key_path: tuple) -> str:
         try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise PackError(f"{path} is not a regular file", key_path,
+                                "name a list file (a directory is allowed only where the option says so)")
+            if st.st_size > MAX_LIST_BYTES:
+                raise PackError(f"{path} is larger than {MAX_LIST_BYTES // 2**20} MiB", key_path)
             with open(path, "rb") as fh:
-                data = fh.read()
+                data = fh.read(MAX_LIST_BYTES + 1)
         except OSError as exc:
             raise PackError(f"cannot read {path}: {exc.strerror}", key_path,
                             "paths are relative to the pack file that names them") from None
         self.digest.update(data)
-        return data.decode("utf-8")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PackError(f"{path} is not UTF-8 (byte {exc.start})", key_path) from None
 
     # -- steps -------------------------------------------------------------------------------------------------------
     def load(self) -> Pack:
         merged: dict = {}
         for path in self.paths:
             try:
+                st = os.stat(path)
+                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_PACK_BYTES:
+                    self.errors.append(f"{path}:1:1: not a pack: " + ("not a regular file" if not stat.S_ISREG(
+                        st.st_mode) else f"larger than {MAX_PACK_BYTES // 2**20} MiB (hint: long lists belong in "
+                        "list files under lists/)"))
+                    continue
                 with open(path, "rb") as fh:
-                    raw = fh.read()
+                    raw = fh.read(MAX_PACK_BYTES + 1)
             except OSError as exc:
                 self.errors.append(f"{path}:1:1: cannot read pack: {exc.strerror}")
                 continue
@@ -229,6 +258,9 @@ class _Loader:
         return pack
 
     def validate(self, data: dict) -> None:
+        for path, value in _walk(data):
+            if isinstance(value, float) and not math.isfinite(value):
+                self.error(path, f"{value} is not a usable number", "write a finite number")
         validator = jsonschema.Draft202012Validator(schema_mod.pack_schema())
         for err in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
             path = tuple(err.absolute_path)
