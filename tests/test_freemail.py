@@ -116,3 +116,18 @@ def test_default_list_is_large_and_excludes_our_domain():
     cfg = PACK.rule_config("freemail", "other", "outbound")
     assert len(cfg.domains) > 4000
     assert cfg.domains.match("monre.gov.vn") is None
+
+
+@pytest.mark.parametrize("rcpt", ["friend%gmail.com@monre.gov.vn", "gmail.com!friend@monre.gov.vn",
+                                  '"friend@gmail.com"@monre.gov.vn', "a%b%yahoo.com@relay.example.org"])
+def test_routing_forms_hiding_a_free_mail_destination(rcpt):
+    assert rcpt_reply(OUT, "nva@monre.gov.vn", rcpt) == TO_FREE
+
+
+def test_folded_and_padded_from_headers():
+    from monre_milter.engine.addresses import header_addresses
+
+    assert header_addresses(["Friend <friend@gmail\r\n .com>"]) == ["friend@gmail.com"]
+    assert header_addresses(["(" + "x" * 70_000 + ") friend@gmail.com"]) == ["friend@gmail.com"]
+    padded = ", ".join(f"u{i}@example.org" for i in range(4000)) + ", <friend@gmail.com>"
+    assert header_addresses([padded])[-1] == "friend@gmail.com"

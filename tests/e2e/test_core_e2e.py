@@ -151,3 +151,11 @@ def test_sighup_reload_refuses_a_bad_pack_and_applies_a_good_one(site_lab):
     while time.monotonic() < deadline and set(site_lab.queue_ids("hold")) == held_before:
         time.sleep(0.1)
     assert r.queue_id in set(site_lab.queue_ids("hold")) - held_before
+
+
+def test_percent_hack_and_bang_path_recipients_refused(lab):
+    msg = make_message("nva@monre.gov.vn", ["x@example.org"])
+    r = send(lab, msg, "nva@monre.gov.vn", ["friend%gmail.com@monre.gov.vn", "gmail.com!friend@monre.gov.vn"],
+             login="nva@monre.gov.vn")
+    assert reply(r.rcpt["friend%gmail.com@monre.gov.vn"]) == TO_FREEMAIL
+    assert reply(r.rcpt["gmail.com!friend@monre.gov.vn"]) == TO_FREEMAIL

@@ -29,6 +29,25 @@ def strip_angles(addr: str) -> str:
     return a.strip()
 
 
+def routing_domains(addr: str) -> list[str]:
+    """Every domain an address may be routed to: the domain, plus those hidden in the local part by the old
+    routing forms MTAs still honour: "user%host@relay" (percent hack), "host!user@relay" (UUCP bang path) and
+    '"user@host"@relay' (a quoted @). Postfix rewrites such addresses for its own domains, so an address at
+    monre.gov.vn can leave for gmail.com; a policy on free-mail must see through them."""
+    out = []
+    d = domain_of(addr)
+    if d:
+        out.append(d)
+    local = addr.rsplit("@", 1)[0] if "@" in addr else addr
+    local = local.strip('"')
+    for part in re.split(r"[%@]", local)[1:]:  # user%host, user%host%host2, "user@host"
+        if part:
+            out.append(normalise_domain(part))
+    if "!" in local:
+        out.extend(normalise_domain(h) for h in local.split("!")[:-1] if h)
+    return out
+
+
 def domain_of(addr: str) -> str:
     if "@" not in addr:
         return ""
@@ -44,7 +63,8 @@ def header_addresses(values: list[str]) -> list[str]:
     The standard parser recurses per token and overflows the stack on hostile headers (thousands of encoded
     words); then, and for very long values, a plain scan for addr-specs outside quoted display names is used.
     """
-    texts = [str(v) for v in values]
+    # Unfold first (RFC 5322 folding may fall anywhere, even inside an address: "<friend@gmail\r\n .com>").
+    texts = [re.sub(r"\r?\n[ \t]*", "", str(v)) for v in values]
     if sum(len(t) for t in texts) <= 8192:
         try:
             return [addr for _name, addr in email.utils.getaddresses(texts) if addr and "@" in addr]
@@ -52,7 +72,7 @@ def header_addresses(values: list[str]) -> list[str]:
             pass  # hostile or broken header: fall through to the plain scan below
     out = []
     for t in texts:
-        t = re.sub(r'"(?:[^"\\]|\\.)*"', " ", t[:65536])  # drop quoted display names
+        t = re.sub(r'"(?:[^"\\]|\\.)*"', " ", t)  # drop quoted display names
         # Split, then keep the tokens that look like addr-specs: linear, where a search for "x+@x+" would try
         # every start position of a long run without "@" (minutes on 64 KB headers).
         out.extend(tok for tok in _SEPARATORS.split(t) if "@" in tok.strip("@"))
@@ -89,6 +109,11 @@ class DomainSet:
             d = d.split(".", 1)[1]
         return None
 
-    def match_address(self, addr: str) -> str | None:
-        d = domain_of(addr)
-        return self.match(d) if d else None
+    def match_address(self, addr: str, routed: bool = False) -> str | None:
+        """The listed domain of this address; with routed=True also a domain hidden in the local part (for
+        recipients: where the mail may really go)."""
+        for d in (routing_domains(addr) if routed else [domain_of(addr)]):
+            hit = self.match(d) if d else None
+            if hit:
+                return hit
+        return None

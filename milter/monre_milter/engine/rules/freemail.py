@@ -58,7 +58,7 @@ class Freemail(Rule):
 
     def check_rcpt(self, cfg: Cfg, facts, rcpt: str):
         if facts.direction == "outbound":
-            hit = cfg.domains.match_address(rcpt)
+            hit = cfg.domains.match_address(rcpt, routed=True)
             if hit:
                 return [self.finding(cfg, "recipient", f"recipient domain {hit} is free-mail", TO_FREEMAIL,
                                      rcpt=rcpt)]
