@@ -106,3 +106,26 @@ def test_base64_decoding_is_independent_of_chunking(chunk):
     root, _ = parse(io.BytesIO(raw))
     assert b"".join(root.iter_decoded(chunk)) == data
     assert root.decoded_size() == len(data)
+
+
+@pytest.mark.parametrize("raw, why", [
+    (b"Content-Type: multipart/mixed\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nT\xe1\xbb\x90I M\xe1\xba\xacT\r\n",
+     "multipart without a usable boundary"),
+    (b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n\r\nhidden\r\n", "multipart without a usable boundary"),
+    (b"Content-Type: multipart/mixed; boundary=\"\xe9\"\r\n\r\n--\xe9\r\n\r\nhidden\r\n",
+     "multipart without a usable boundary"),
+    (b"Content-Type: multipart/mixed; boundary=B\r\n\r\nno delimiter at all\r\n", "boundary never occurs"),
+    (b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n" + b"X-Pad: " + b"a" * 70 + b"\r\n" * 1
+     + b"".join(b"X-Pad: %d\r\n" % i for i in range(40_000))
+     + b"Content-Type: application/octet-stream; name=a.exe\r\n\r\nMZ\r\n--B--\r\n", "header block over"),
+])
+def test_content_the_walker_cannot_see_is_reported(raw, why):
+    w = MimeWalker()
+    w.parse(io.BytesIO(raw))
+    assert any(why in t for t in w.truncated), w.truncated
+
+
+def test_an_empty_multipart_is_not_uninspectable():
+    w = MimeWalker()
+    w.parse(io.BytesIO(b"Content-Type: multipart/mixed; boundary=B\r\n\r\n\r\n"))
+    assert w.truncated == []

@@ -299,6 +299,8 @@ class MimeWalker:
     def _entity(self, src, start, end, index, msg_depth, parent, default_type) -> Part:
         self.count += 1
         header_bytes, body_start, problems = _read_header_block(src, start, end, self.limits.max_header_bytes)
+        if problems:  # headers past the cap would be read as body: what they say (a file name, a type) is unseen
+            self.truncated.append(f"part {index or 'top'}: {problems[0]}")
         try:
             headers = _HEADER_PARSER.parsebytes(header_bytes, headersonly=True)
         except Exception as exc:  # the standard parser is tolerant; this guards against the unexpected
@@ -319,16 +321,20 @@ class MimeWalker:
                 self.truncated.append(f"nesting deeper than {self.limits.max_depth} at part {index or 'top'}")
                 return part
             boundary = part.param("boundary")
-            if not boundary:
-                part.problems.append("multipart without boundary")
+            # RFC 2046: 1 to 70 characters from a restricted ASCII set. Without a usable boundary the parts cannot
+            # be found, and content nobody inspected must not pass as an empty message.
+            if not boundary or not boundary.isascii() or len(boundary) > 200:
+                self.truncated.append(f"part {index or 'top'}: multipart without a usable boundary")
                 return part
             child_default = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
-            for n, (s, e) in enumerate(_split_multipart(src, body_start, end, boundary.encode("utf-8", "replace")), 1):
+            for n, (s, e) in enumerate(_split_multipart(src, body_start, end, boundary.encode("ascii")), 1):
                 if self.count >= self.limits.max_parts:
                     self.truncated.append(f"more than {self.limits.max_parts} parts")
                     break
                 child_index = f"{index}.{n}" if index else str(n)
                 part.children.append(self._entity(src, s, e, child_index, msg_depth, part, child_default))
+            if not part.children and any(c.strip() for c in _iter_range(src, body_start, end, CHUNK)):
+                self.truncated.append(f"part {index or 'top'}: multipart whose boundary never occurs")
         elif ctype == "message/rfc822" and body_start < end:
             if depth >= self.limits.max_depth:
                 self.truncated.append(f"nesting deeper than {self.limits.max_depth} at part {index or 'top'}")
