@@ -126,3 +126,28 @@ def test_allow_extensions(tmp_path):
     verdict, _ = run(load_pack([str(D.POLICY)]), D.message(attachments=[("bando.iso", b"data",
                                                                          "application/octet-stream")]))
     assert [f.result for f in found(verdict, "banned-type")] == ["name"]
+
+
+def test_both_names_are_judged():
+    """Clients differ on which of filename= and name= they show: a .exe in either is refused, and named."""
+    import io
+
+    from monre_milter.engine import Transaction
+    from monre_milter.extract.message import analyse
+    from monre_milter.facts import Connection
+    from monre_milter.pack import load_pack
+
+    from conftest import REPO
+
+    pack = load_pack([str(REPO / "policies" / "monre.yaml")])
+    raw = (b"From: a@example.org\r\nTo: b@monre.gov.vn\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nhi\r\n--B\r\n"
+           b"Content-Type: application/pdf; name=\"invoice.exe\"\r\n"
+           b"Content-Disposition: attachment; filename=\"invoice.pdf\"\r\n\r\n%PDF-1.4\r\n--B--\r\n")
+    tx = Transaction(pack, Connection("198.51.100.7"))
+    tx.mail_from("a@example.org")
+    tx.rcpt("b@monre.gov.vn")
+    v = tx.end_of_message(analyse(io.BytesIO(raw), pack, tx.direction, tx.message_unit()))
+    assert v.action == "reject"
+    assert str(v.reply) == ("550 5.7.1 Executable or script attachments are not accepted: invoice.exe "
+                            "(regulation art. 11.5)")

@@ -36,6 +36,7 @@ class AttachmentFact:
     detected_type: str | None = None  # from libmagic, when content detection ran
     container: str | None = None  # "zip:report.zip", ... when found inside an archive
     msg_depth: int = 0
+    other_names: tuple[str, ...] = ()  # a Content-Type name= that differs from the Content-Disposition filename=
 
 
 @dataclass

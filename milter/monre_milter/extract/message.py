@@ -47,7 +47,7 @@ def inspect_tree(pack, root: Part, facts: MessageFacts, direction: str, unit: st
             size = part.decoded_size()
             facts.attachments.append(AttachmentFact(part=part.index or "1", filename=part.filename,
                                                     content_type=part.content_type, size=size,
-                                                    msg_depth=part.msg_depth))
+                                                    msg_depth=part.msg_depth, other_names=part.other_names))
             facts.attachments_total += size
     for analyser in ANALYSERS:
         analyser(pack, root, facts, direction, unit)

@@ -89,6 +89,15 @@ class Part:
         return name or None
 
     @property
+    def other_names(self) -> tuple[str, ...]:
+        """Names the part also carries: mail clients differ on which of filename= and name= they show, so a
+        rule on names must judge both ("invoice.pdf" in one, "invoice.exe" in the other)."""
+        main = self.filename
+        other = self.param("name")
+        other = decode_header(other) if other else None
+        return (other,) if other and other != main else ()
+
+    @property
     def disposition(self) -> str | None:
         try:
             return self.headers.get_content_disposition()

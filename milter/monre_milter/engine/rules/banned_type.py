@@ -93,18 +93,18 @@ class BannedType(Rule):
                                                                       "enabled: false")
         return Cfg(action=options["action"], extensions=frozenset(exts), mime_types=frozenset(mimes))
 
-    def judge(self, cfg: Cfg, f: AttachmentFact) -> tuple[str, str] | None:
-        """(result, reason) when the file is banned."""
+    def judge(self, cfg: Cfg, f: AttachmentFact) -> tuple[str, str, str | None] | None:
+        """(result, reason, the name that decided) when the file is banned."""
         where = f" in {f.container}" if f.container else ""
-        if f.filename:
-            exts = extensions_of(f.filename)
+        for name in (f.filename, *f.other_names):
+            exts = extensions_of(name) if name else []
             if exts and exts[-1] in cfg.extensions:
                 if len(exts) > 1 and exts[-2] in _DECOY:
-                    return "double-extension", f"double extension .{exts[-2]}.{exts[-1]}{where}"
-                return "name", f"banned extension .{exts[-1]}{where}"
+                    return "double-extension", f"double extension .{exts[-2]}.{exts[-1]}{where}", name
+                return "name", f"banned extension .{exts[-1]}{where}", name
         detected = (f.detected_type or "").lower()
         if detected in cfg.mime_types:
-            return "content", f"content is {detected}{where}"
+            return "content", f"content is {detected}{where}", f.filename
         return None
 
     def check_message(self, cfg: Cfg, facts):
@@ -114,7 +114,7 @@ class BannedType(Rule):
         for f in files:
             hit = self.judge(cfg, f)
             if hit:
-                result, reason = hit
-                name = _ascii(f.filename or f"part {f.part}", 80)
+                result, reason, name = hit
+                name = _ascii(name or f"part {f.part}", 80)
                 return [self.finding(cfg, result, f"{name}: {reason}", REPLY.format(name=name))]
         return []
