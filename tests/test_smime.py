@@ -232,3 +232,17 @@ def test_garbage_signature_is_neutral_not_a_crash(pki, write):
     [e] = smime_entries(v)
     assert (e["result"], e["action"], v["action"]) == ("neutral", "tag", "accept"), e
     assert e["reason"].startswith("invalid: ")
+
+
+def test_unreadable_opaque_signed_content_is_held(tmp_path):
+    """Content a client might show but we cannot parse was not inspected: the uninspectable action applies."""
+    import base64
+
+    msg = tmp_path / "garbage.eml"
+    msg.write_bytes(b"From: a@example.org\r\nTo: b@monre.gov.vn\r\nMIME-Version: 1.0\r\n"
+                    b"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"
+                    b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(b"\x30\x03\x02\x01\x01" * 40))
+    pack = load_pack([str(REPO / "policies" / "monre.yaml")])
+    v = check_file(pack, str(msg), client_ip="198.51.100.7")
+    assert v.action == "quarantine"
+    assert ("classified", "uninspectable") in {(f.rule, f.result) for f in v.findings}

@@ -295,6 +295,7 @@ class Analyser:
                 self.facts.problems.append(f"part {part.index or 'top'}: unreadable S/MIME content: {exc}")
                 return
             self._add(part, "opaque", {"result": exc.kind, "reason": str(exc)}, froms, layer)
+            self._unreadable(part)
             return
         if kind != "signed-data":
             if kind in ("enveloped-data", "authEnveloped-data", "compressed-data"):
@@ -304,6 +305,7 @@ class Analyser:
             sd = cms.parse_signed_data(der)
         except cms.CmsError as exc:
             self._add(part, "opaque", {"result": exc.kind, "reason": str(exc)}, froms, layer)
+            self._unreadable(part)
             return
         del der
         if sd.econtent is None:
@@ -323,6 +325,12 @@ class Analyser:
             self._encrypted(part, "enveloped-data (inside signed-data)")
         else:
             self.facts.uninspectable.append((f"part {part.index or 'top'}", f"S/MIME signed {sd.content_type}"))
+
+    def _unreadable(self, part: Part) -> None:
+        """Opaque signed data we cannot parse may still carry content a client would show: that content was not
+        inspected, so the pack's `uninspectable` action applies (the reason deliberately does not start with
+        "S/MIME", which classified leaves to smime.on_encrypted)."""
+        self.facts.uninspectable.append((f"part {part.index or 'top'}", "opaque signed content could not be read"))
 
     def _encrypted(self, part: Part, kind: str) -> None:
         self.state.encrypted.append((part.index, part.msg_depth, kind))
