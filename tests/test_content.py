@@ -155,3 +155,43 @@ def test_whole_corpus_no_crash_no_hang(pack):
 def test_analyse_without_pack():
     facts = analyse(io.BytesIO(D.message(subject="[MẬT] x")))
     assert texts(facts, "subject") == ["[MẬT] x"]
+
+
+def test_docx_whose_main_part_is_not_word_document_xml(tmp_path):
+    """Word follows _rels/.rels to the main part, whatever its name; so must we."""
+    import email.message
+    import zipfile as zf
+
+    import docx
+
+    from monre_milter.check import check_file
+    from monre_milter.pack import load_pack
+
+    from conftest import REPO
+
+    d = docx.Document()
+    d.add_paragraph("TỐI MẬT")
+    d.add_paragraph("Kế hoạch công tác")
+    src = io.BytesIO()
+    d.save(src)
+    out = io.BytesIO()
+    with zf.ZipFile(src) as zin, zf.ZipFile(out, "w", zf.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            name = info.filename
+            if name == "word/document.xml":
+                name = "word/main.xml"
+            elif name in ("_rels/.rels", "[Content_Types].xml"):
+                data = data.replace(b"word/document.xml", b"word/main.xml")
+            elif name == "word/_rels/document.xml.rels":
+                name = "word/_rels/main.xml.rels"
+            zout.writestr(name, data)
+    m = email.message.EmailMessage()
+    m["From"], m["To"], m["Subject"] = "a@example.org", "b@monre.gov.vn", "kế hoạch"
+    m.set_content("xem tệp đính kèm")
+    m.add_attachment(out.getvalue(), maintype="application",
+                     subtype="vnd.openxmlformats-officedocument.wordprocessingml.document", filename="kehoach.docx")
+    path = tmp_path / "m.eml"
+    path.write_bytes(m.as_bytes())
+    v = check_file(load_pack([str(REPO / "policies" / "monre.yaml")]), str(path), client_ip="198.51.100.7")
+    assert v.action == "reject" and "kehoach.docx" in str(v.reply)

@@ -222,6 +222,10 @@ OOXML_PARTS = [
     (re.compile(r"ppt/(slides/slide|notesSlides/notesSlide|slideMasters/slideMaster)\d+\.xml$"), DRAWING, None),
     (re.compile(r"xl/(sharedStrings|worksheets/sheet\d+|comments\d*)\.xml$"), SHEET, None),
     (re.compile(r"docProps/core\.xml$"), PROPS, "properties"),
+    # Any other XML part: Word finds its main part through _rels/.rels, not by name, so a document whose text
+    # lives in "word/main.xml" (or anywhere) opens fine; read every part that can carry text runs.
+    (re.compile(r"^(?!.*(?:_rels/|theme/|\[Content_Types\]|styles|settings|fontTable|webSettings|numbering|"
+                r"docProps/app|presProps|viewProps|tableStyles|calcChain)).*\.xml$"), WORD, None),
 ]
 ODF_PARTS = [
     (re.compile(r"(content|styles)\.xml$"), ODF, None),
