@@ -195,3 +195,25 @@ def test_docx_whose_main_part_is_not_word_document_xml(tmp_path):
     path.write_bytes(m.as_bytes())
     v = check_file(load_pack([str(REPO / "policies" / "monre.yaml")]), str(path), client_ip="198.51.100.7")
     assert v.action == "reject" and "kehoach.docx" in str(v.reply)
+
+
+def test_a_large_text_body_is_scanned_whole_not_held_for_size(tmp_path):
+    """9 million characters of CSV (over the text budget if kept whole): the stamp on the last line is found,
+    and nothing is held for size."""
+    from monre_milter.check import check_file
+    from monre_milter.pack import load_pack
+
+    from conftest import REPO
+
+    rows = "".join(f"{i},Hà Nội,{i * 7},báo cáo\n" for i in range(360_000))
+    assert len(rows) > 8_000_000
+    raw = ("From: a@example.org\r\nTo: b@monre.gov.vn\r\nSubject: data\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + rows)
+    pack = load_pack([str(REPO / "policies" / "monre.yaml")])
+    path = tmp_path / "big.eml"
+    path.write_text(raw, encoding="utf-8")
+    v = check_file(pack, str(path), client_ip="198.51.100.7")
+    assert v.action == "accept", v.as_json()
+    path.write_text(raw + "\nTỐI MẬT\n", encoding="utf-8")
+    v = check_file(pack, str(path), client_ip="198.51.100.7")
+    assert v.action == "reject" and "art. 10.1" in str(v.reply)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import bz2
 import email.header
 import gzip
+import codecs
 import html
 import io
 import logging
@@ -52,6 +53,7 @@ class ScanLimits:
     archive_members: int = 1000  # members read per archive
     archive_depth: int = 4  # archives inside archives (a zip in a zip is depth 2)
     text_chars: int = 8_000_000  # characters of text kept per message
+    needles: tuple = ()  # words every stamp contains (from the classified rule): long texts keep only their lines
     pdf_pages: int = 2000
     seconds: float = 10.0  # time budget for the whole message
 
@@ -100,6 +102,30 @@ def normalise(text: str) -> str:
     """NFC, no zero-width or bidi-control characters, no NULs, \\n line ends."""
     text = text.translate(_INVISIBLE).replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
     return unicodedata.normalize("NFC", text)
+
+
+BODY_WINDOW = 1 << 20
+KEEP_WHOLE = 4096  # texts up to this many characters are kept whole (subjects, names, short bodies)
+
+
+def _body_codec(sample: bytes, charset: str | None) -> str:
+    """The codec decode_bytes would pick for this text, judged on its first window."""
+    for cs in (charset, "utf-8"):
+        if not cs:
+            continue
+        try:
+            codecs.lookup(cs)
+            sample.decode(cs)
+            return cs
+        except LookupError:
+            continue
+        except UnicodeDecodeError as exc:
+            if cs == "utf-8" and exc.start >= len(sample) - 3:
+                return cs  # only a character cut at the end of the window
+            continue
+    if sample[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    return "cp1258"
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
@@ -374,6 +400,14 @@ class Scanner:
         text = normalise(text)
         if not text.strip():
             return
+        if self.limits.needles and len(text) > KEEP_WHOLE:
+            # Long texts keep only the lines a stamp could stand on (lines with a stamp word): the content rule
+            # matches line by line, and a 20 MB log or CSV then costs a few bytes, not a hold for size.
+            # Case-insensitive, so prose that merely uses the word ("mật khẩu") is still there to be judged.
+            needles = [n.lower() for n in self.limits.needles]
+            text = "\n".join(line for line in text.split("\n") if any(n in line.lower() for n in needles))
+            if not text:
+                return
         if len(text) > self.budget.chars_left:
             text = text[: max(0, self.budget.chars_left)]
             if not self.scan.text_truncated:
@@ -435,16 +469,38 @@ class Scanner:
         return out, n, complete
 
     def _body(self, part: Part) -> None:
+        """A text or HTML body, read in windows of about 1 MiB so a 20 MB body is never in memory several times
+        over (bytes, text, HTML-stripped text, normalised text). Windows end at a line end (text) or a tag end
+        (HTML), so a stamp standing on its own line is never cut in two."""
         spool, n, complete = self._read_part(part)
-        with spool:
-            data = spool.read()
         where = f"body (part {part.index or '1'})"
         if not complete:
             self.unreadable(where, f"body larger than the scan limit of {self.limits.part_bytes} bytes")
-        text = decode_bytes(data, part.param("charset"))
-        if part.content_type == "text/html":
-            text = html_to_text(text)
-        self.text(where, text)
+        is_html = part.content_type == "text/html"
+        cut_at = b">" if is_html else b"\n"
+        decoder = None
+        with spool:
+            rest = b""
+            while True:
+                chunk = spool.read(BODY_WINDOW)
+                data = rest + chunk
+                if not data:
+                    break
+                if chunk:
+                    cut = data.rfind(cut_at) + 1
+                    if cut == 0 and len(data) < 4 * BODY_WINDOW:
+                        rest = data
+                        continue
+                    cut = cut or len(data)
+                    data, rest = data[:cut], data[cut:]
+                else:
+                    rest = b""
+                if decoder is None:  # the charset is chosen on the first window, as decode_bytes would
+                    decoder = codecs.getincrementaldecoder(_body_codec(data, part.param("charset")))("replace")
+                text = decoder.decode(data, final=not chunk)
+                self.text(where, html_to_text(text) if is_html else text)
+                if not chunk:
+                    break
 
     def _attachment(self, part: Part, fact: AttachmentFact | None) -> None:
         name = part.filename
@@ -798,6 +854,7 @@ def _options(pack, unit: str, direction: str):
     classified = pack.rule_config("classified", unit, direction)
     banned = pack.rule_config("banned-type", unit, direction)
     scan = ScanLimits.from_options(getattr(classified, "scan", None))
+    scan.needles = tuple(getattr(classified, "needles", ()))
     return scan, classified is not None, classified is not None or banned is not None
 
 
