@@ -85,7 +85,17 @@ def run(policy: list[str], socket: str, metrics: str | None = None, journal: str
             done.set()
 
     worker = threading.Thread(target=serve, name="libmilter", daemon=True)
-    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload_pack, daemon=True).start())
+    # One reload thread; signals only set a flag, so a burst of SIGHUPs gives one or two reloads, not a thread each.
+    wanted = threading.Event()
+
+    def reloader():
+        while True:
+            wanted.wait()
+            wanted.clear()
+            reload_pack()
+
+    threading.Thread(target=reloader, name="reload", daemon=True).start()
+    signal.signal(signal.SIGHUP, lambda *_: wanted.set())
 
     def stop(*_):
         log.info("stopping")
