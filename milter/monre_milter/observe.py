@@ -46,16 +46,20 @@ class Observer:
 
 
 class LogObserver(Observer):
-    """One log line per finding and per verdict: queue id, rule, action, direction. No content."""
+    """Log lines carry queue id, rule, article, action, direction and unit; never content. Findings that refuse
+    get a line when they happen (a refused RCPT has no end of message); each finished message gets one line that
+    names every finding, so the log costs one write per message, not one per finding."""
 
     def on_findings(self, findings, ctx):
         for f in findings:
-            log.info("%s: rule=%s article=%s result=%s action=%s direction=%s unit=%s", ctx.queue_id or "NOQUEUE",
-                     f.rule, f.article, f.result, f.action, ctx.direction, ctx.unit)
+            if f.action in ("reject", "tempfail") and ctx.queue_id is None:
+                log.info("NOQUEUE: rule=%s article=%s result=%s action=%s direction=%s unit=%s", f.rule, f.article,
+                         f.result, f.action, ctx.direction, ctx.unit)
 
     def on_message(self, verdict, ctx, size, seconds):
-        log.info("%s: verdict=%s direction=%s unit=%s size=%d seconds=%.3f%s", ctx.queue_id or "NOQUEUE",
-                 verdict.action, ctx.direction, ctx.unit, size, seconds,
+        rules = ",".join(f"{f.rule}/{f.article}/{f.result}/{f.action}" for f in verdict.findings) or "-"
+        log.info("%s: verdict=%s direction=%s unit=%s size=%d seconds=%.3f rules=%s%s", ctx.queue_id or "NOQUEUE",
+                 verdict.action, ctx.direction, ctx.unit, size, seconds, rules,
                  f" reply={verdict.reply}" if verdict.reply else "")
 
     def on_error(self, stage, ctx):

@@ -405,6 +405,9 @@ class Scanner:
             # matches line by line, and a 20 MB log or CSV then costs a few bytes, not a hold for size.
             # Case-insensitive, so prose that merely uses the word ("mật khẩu") is still there to be judged.
             needles = [n.lower() for n in self.limits.needles]
+            low = text.lower()
+            if not any(n in low for n in needles):
+                return  # the usual case: one pass over the text, nothing kept
             text = "\n".join(line for line in text.split("\n") if any(n in line.lower() for n in needles))
             if not text:
                 return

@@ -5,8 +5,11 @@ that fails validation is refused and the running one stays), SIGTERM / SIGINT st
 """
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
 import os
+import queue
 import signal
 import socket
 import sys
@@ -19,6 +22,20 @@ from .milter import PolicyMilter
 from .state import STATE
 
 log = logging.getLogger("monre_milter")
+
+
+def setup_logging() -> None:
+    """Log lines go through a queue to one writer thread: a milter thread never waits for the log's lock or its
+    write (under load that wait was a third of the milter's busy time)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s monre-milter[%(process)d]: %(levelname)s %(message)s"))
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(q, handler)
+    listener.start()
+    atexit.register(listener.stop)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(q)]
+    root.setLevel(logging.INFO)
 
 
 def reload_pack() -> bool:
@@ -57,8 +74,7 @@ def setup_observers(metrics: str | None, journal: str | None) -> None:
 
 
 def run(policy: list[str], socket: str, metrics: str | None = None, journal: str | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s monre-milter[%(process)d]: %(levelname)s %(message)s")
+    setup_logging()
     STATE.policy_files = list(policy)
     try:
         STATE.pack = load_pack(STATE.policy_files)
