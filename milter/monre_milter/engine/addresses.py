@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import re
 
 
@@ -117,3 +118,25 @@ class DomainSet:
             if hit:
                 return hit
         return None
+
+
+def parse_ip(text: str | None):
+    """An address as Postfix or a header gives it ("[1.2.3.4]", "IPv6:2001:db8::1"); IPv4-mapped IPv6 as IPv4.
+    None when it is not an address."""
+    if not text:
+        return None
+    try:
+        a = ipaddress.ip_address(text.strip("[]").removeprefix("IPv6:"))
+    except ValueError:
+        return None
+    return a.ipv4_mapped if a.version == 6 and a.ipv4_mapped else a
+
+
+def parse_list(text: str) -> list[str]:
+    """Entries of a list file: one per line, '#' starts a comment, blank lines ignored."""
+    out = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            out.append(line)
+    return out

@@ -21,7 +21,7 @@ import jsonschema
 
 from .. import engine as _engine  # noqa: F401  (registers the rules)
 from ..engine.base import REGISTRY, CompileContext, PackError, Rule
-from ..engine.addresses import domain_of, normalise_domain
+from ..engine.addresses import domain_of, normalise_domain, parse_ip
 from . import schema as schema_mod
 from ..engine.sizes import format_size, parse_size  # noqa: F401  (re-exported)
 from .yamlmarks import Mark, YamlError, load as yaml_load
@@ -74,15 +74,8 @@ class Pack:
         return bool(d) and self.is_internal_domain(d)
 
     def in_networks(self, ip: str | None, networks) -> bool:
-        if not ip:
-            return False
-        try:
-            a = ipaddress.ip_address(ip.strip("[]").removeprefix("IPv6:"))
-        except ValueError:
-            return False
-        if a.version == 6 and a.ipv4_mapped:
-            a = a.ipv4_mapped
-        return any(a in n for n in networks)
+        a = parse_ip(ip)
+        return a is not None and any(a in n for n in networks)
 
     def direction(self, client_ip: str | None, sasl_user: str | None) -> str:
         """outbound: an authenticated client or one inside the internal networks; inbound: everything else."""

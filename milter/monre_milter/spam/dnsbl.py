@@ -27,6 +27,7 @@ import dns.exception
 import dns.rdatatype
 import dns.resolver
 
+from ..engine.addresses import parse_ip
 from ..engine.rules.dnsbl import Cfg, Zone, classify
 
 log = logging.getLogger("monre_milter")
@@ -38,12 +39,9 @@ MAX_SERVICES = 4  # distinct resolver settings kept alive (pack reloads that cha
 def reversed_ip(ip: str) -> str | None:
     """The blocklist query label of an address: 4 reversed octets, or 32 reversed nibbles for IPv6.
     IPv4-mapped IPv6 addresses are looked up as IPv4. None for something that is not an address."""
-    try:
-        a = ipaddress.ip_address(ip.strip("[]").removeprefix("IPv6:"))
-    except ValueError:
+    a = parse_ip(ip)
+    if a is None:
         return None
-    if a.version == 6 and a.ipv4_mapped:
-        a = a.ipv4_mapped
     rp = a.reverse_pointer
     return rp.rsplit(".in-addr.arpa", 1)[0] if a.version == 4 else rp.rsplit(".ip6.arpa", 1)[0]
 

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from ...facts import AttachmentFact
+from ..addresses import parse_list
 from ..base import Compiled, CompileContext, PackError, Rule, register
 from .classified import _ascii
 
@@ -46,15 +47,6 @@ def extensions_of(name: str) -> list[str]:
     return [p.strip() for p in parts[1:]] if len(parts) > 1 else []
 
 
-def parse_entries(text: str) -> list[str]:
-    out = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.append(line)
-    return out
-
-
 @register
 class BannedType(Rule):
     id = "banned-type"
@@ -73,7 +65,7 @@ class BannedType(Rule):
     def compile(self, options: dict, ctx: CompileContext) -> Cfg:
         entries: list[tuple[str, tuple]] = []
         for i, path in enumerate(options["lists"]):
-            entries += [(e, ("lists", i)) for e in parse_entries(ctx.read_text(path, ("lists", i)))]
+            entries += [(e, ("lists", i)) for e in parse_list(ctx.read_text(path, ("lists", i)))]
         entries += [(e, ("extensions", i)) for i, e in enumerate(options["extensions"])]
         entries += [(e, ("mime_types", i)) for i, e in enumerate(options["mime_types"])]
         exts, mimes = set(), set()

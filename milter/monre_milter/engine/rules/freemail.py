@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..addresses import DomainSet, normalise_domain
+from ..addresses import DomainSet, normalise_domain, parse_list
 from ..base import Compiled, CompileContext, Rule, register
 
 STRINGS = {"type": "array", "items": {"type": "string"}}
@@ -17,15 +17,6 @@ class Cfg(Compiled):
     domains: DomainSet = field(default_factory=DomainSet)
     exempt: frozenset = frozenset()
     check_headers: bool = True
-
-
-def parse_list(text: str) -> list[str]:
-    out = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.append(line)
-    return out
 
 
 @register
