@@ -90,7 +90,7 @@ def run(policy: list[str], socket: str, metrics: str | None = None, journal: str
 
     Milter.factory = PolicyMilter
     _nodelay_after_open()
-    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.DELRCPT | Milter.QUARANTINE)
+    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.DELRCPT | Milter.QUARANTINE | Milter.SETSYMLIST)
     spec = _socket_spec(socket)
     done = threading.Event()
     errors: list[BaseException] = []
