@@ -285,7 +285,7 @@ Ctrl-C stops Postfix, the milter and the sink.""")
                 return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        stopping.append(1)  # Ctrl-C: the normal way to stop
     finally:
         # Stop first, talk after: stdout may be a pipe that is gone (Ctrl-C in `... | tee`).
         lab.stop()
@@ -298,7 +298,7 @@ def say(text: str) -> None:
     try:
         print(text, flush=True)
     except (BrokenPipeError, OSError):
-        pass  # nobody is reading any more (the pipe or terminal is gone)
+        return  # nobody is reading any more (the pipe or terminal is gone)
 
 
 if __name__ == "__main__":

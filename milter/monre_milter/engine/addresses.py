@@ -69,8 +69,12 @@ def header_addresses(values: list[str]) -> list[str]:
     if sum(len(t) for t in texts) <= 8192:
         try:
             return [addr for _name, addr in email.utils.getaddresses(texts) if addr and "@" in addr]
-        except (RecursionError, ValueError, IndexError):
-            pass  # hostile or broken header: fall through to the plain scan below
+        except (RecursionError, ValueError, IndexError):  # hostile or broken header: the plain scan below
+            return _scan_addresses(texts)
+    return _scan_addresses(texts)
+
+
+def _scan_addresses(texts: list[str]) -> list[str]:
     out = []
     for t in texts:
         t = re.sub(r'"(?:[^"\\]|\\.)*"', " ", t)  # drop quoted display names

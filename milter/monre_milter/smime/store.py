@@ -109,16 +109,17 @@ def usage_problem(cert: x509.Certificate) -> str | None:
     """Key usage / extended key usage that forbid signing mail, where those extensions are present."""
     try:
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        if not (ku.digital_signature or ku.content_commitment):
-            return "key usage allows neither digitalSignature nor nonRepudiation"
     except x509.ExtensionNotFound:
-        pass  # absent: no restriction (RFC 8550 4.4.2)
+        ku = None  # absent: no restriction (RFC 8550 4.4.2)
+    if ku is not None and not (ku.digital_signature or ku.content_commitment):
+        return "key usage allows neither digitalSignature nor nonRepudiation"
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        if ExtendedKeyUsageOID.EMAIL_PROTECTION not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
-            return "extended key usage lacks emailProtection"
     except x509.ExtensionNotFound:
-        pass  # absent: any purpose
+        eku = None  # absent: any purpose
+    if eku is not None and ExtendedKeyUsageOID.EMAIL_PROTECTION not in eku \
+            and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
+        return "extended key usage lacks emailProtection"
     return None
 
 
