@@ -3,20 +3,26 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import email.utils
+import os
 
 from .engine import Transaction
 from .engine.addresses import header_addresses
 from .extract.message import analyse
+from .extract.mime import Limits, read_header_block, unescape_8bit
 from .facts import Connection
 from .engine.verdict import Verdict
 
 
 def _header_defaults(path: str) -> tuple[str, list[str]]:
+    """Envelope defaults from From / To / Cc; reads the header block only, not the body."""
     with open(path, "rb") as fh:
-        headers = email.parser.BytesParser(policy=email.policy.compat32).parse(fh, headersonly=True)
+        size = os.fstat(fh.fileno()).st_size
+        block, _, _ = read_header_block(fh, 0, size, Limits().max_header_bytes)
+    headers = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(block, headersonly=True)
+
     def values(name):
-        return [str(v) for v in headers.get_all(name, [])]
+        return [unescape_8bit(str(v)) for k, v in headers.raw_items() if k.lower() == name]
+
     froms = header_addresses(values("from"))
     rcpts = header_addresses(values("to") + values("cc"))
     return (froms[0] if froms else ""), rcpts

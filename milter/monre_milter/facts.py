@@ -13,7 +13,6 @@ from typing import Any
 class Connection:
     client_ip: str | None = None  # None: not known (e.g. local submission without a client address)
     client_name: str | None = None
-    helo: str | None = None
     sasl_user: str | None = None  # set when the client authenticated (an outbound submission)
 
 

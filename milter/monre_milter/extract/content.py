@@ -53,7 +53,7 @@ class ScanLimits:
     archive_members: int = 1000  # members read per archive
     archive_depth: int = 4  # archives inside archives (a zip in a zip is depth 2)
     text_chars: int = 8_000_000  # characters of text kept per message
-    needles: tuple = ()  # words every stamp contains (from the classified rule): long texts keep only their lines
+    needles: tuple = ()  # stamp words, lower case (from the classified rule): long texts keep only their lines
     pdf_pages: int = 2000
     seconds: float = 10.0  # time budget for the whole message
 
@@ -140,9 +140,6 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return data.decode("utf-16", "replace")
     return data.decode("cp1258", "replace")
-
-
-decode_header_value = decode_header  # kept under its old name for callers and tests
 
 
 _HTML_BLOCK = frozenset({"p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "table",
@@ -404,7 +401,7 @@ class Scanner:
             # Long texts keep only the lines a stamp could stand on (lines with a stamp word): the content rule
             # matches line by line, and a 20 MB log or CSV then costs a few bytes, not a hold for size.
             # Case-insensitive, so prose that merely uses the word ("mật khẩu") is still there to be judged.
-            needles = [n.lower() for n in self.limits.needles]
+            needles = self.limits.needles
             low = text.lower()
             if not any(n in low for n in needles):
                 return  # the usual case: one pass over the text, nothing kept
@@ -452,7 +449,7 @@ class Scanner:
     def _headers(self, part: Part, where: str) -> None:
         raw = [v for k, v in part.headers.raw_items() if k.lower() == "subject"]
         if raw:
-            self.text(where, decode_header_value(str(raw[0])))
+            self.text(where, decode_header(str(raw[0])))
 
     def _read_part(self, part: Part) -> tuple[BinaryIO, int, bool]:
         """Decoded body in a spool, at most part_bytes; (spool, bytes read, complete)."""
@@ -857,7 +854,7 @@ def _options(pack, unit: str, direction: str):
     classified = pack.rule_config("classified", unit, direction)
     banned = pack.rule_config("banned-type", unit, direction)
     scan = ScanLimits.from_options(getattr(classified, "scan", None))
-    scan.needles = tuple(getattr(classified, "needles", ()))
+    scan.needles = tuple(n.lower() for n in getattr(classified, "needles", ()))
     return scan, classified is not None, classified is not None or banned is not None
 
 

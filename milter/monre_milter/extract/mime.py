@@ -168,7 +168,7 @@ def unescape_8bit(value: str) -> str:
     """Header text parsed from bytes carries raw 8-bit bytes as lone surrogates (surrogateescape). Clients that send
     unencoded UTF-8 (SMTPUTF8, or simply careless) must be read as UTF-8, else "[MẬT]" would hide as "[M??T]".
     Windows-1258 (Vietnamese) is the fallback for 8-bit text that is not UTF-8, then Latin-1, which never fails."""
-    if not any("\udc80" <= c <= "\udcff" for c in value):
+    if value.isascii() or not any("\udc80" <= c <= "\udcff" for c in value):
         return value
     raw = value.encode("utf-8", "surrogateescape")
     for codec in ("utf-8", "cp1258", "latin-1"):
@@ -180,7 +180,7 @@ def unescape_8bit(value: str) -> str:
 
 
 def _has_8bit(value) -> bool:
-    return isinstance(value, str) and any("\udc80" <= c <= "\udcff" for c in value)
+    return isinstance(value, str) and not value.isascii() and any("\udc80" <= c <= "\udcff" for c in value)
 
 
 def decode_header(raw: str) -> str:
@@ -307,7 +307,7 @@ class MimeWalker:
     # ------------------------------------------------------------------------------------------------------------
     def _entity(self, src, start, end, index, msg_depth, parent, default_type) -> Part:
         self.count += 1
-        header_bytes, body_start, problems = _read_header_block(src, start, end, self.limits.max_header_bytes)
+        header_bytes, body_start, problems = read_header_block(src, start, end, self.limits.max_header_bytes)
         if problems:  # headers past the cap would be read as body: what they say (a file name, a type) is unseen
             self.truncated.append(f"part {index or 'top'}: {problems[0]}")
         try:
@@ -366,7 +366,7 @@ class MimeWalker:
 _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:|From |\r?\n")  # a field name, mbox "From ", or the blank line
 
 
-def _read_header_block(src: BinaryIO, start: int, end: int, cap: int) -> tuple[bytes, int, list[str]]:
+def read_header_block(src: BinaryIO, start: int, end: int, cap: int) -> tuple[bytes, int, list[str]]:
     """Header bytes of the entity at `start` and where its body starts (after the blank line)."""
     src.seek(start)
     limit = min(end - start, cap)

@@ -132,7 +132,7 @@ class PolicyMilter(Milter.Base):
                 return self._internal_error(self.failed)
             sasl = self.getsymval("{auth_authen}") or None
             if sasl != self.conn.sasl_user:
-                self.conn = Connection(self.conn.client_ip, self.conn.client_name, self.conn.helo, sasl)
+                self.conn = Connection(self.conn.client_ip, self.conn.client_name, sasl)
             self.tx = Transaction(self.pack, self.conn, time.time())
             reply = self.tx.mail_from(strip_angles(mailfrom), _esmtp_size(params))
             if reply is not None:

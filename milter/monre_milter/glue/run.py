@@ -18,10 +18,15 @@ import threading
 import Milter
 
 from ..pack import PackErrors, load_pack
+from ..spam.hooks import install as spam_hooks
 from .milter import PolicyMilter
 from .state import STATE
 
 log = logging.getLogger("monre_milter")
+
+
+# Services that register glue hooks (DNS blocklist lookups at connect, spam facts at end of message); each takes STATE.
+SERVICE_SETUP = [spam_hooks]
 
 
 def setup_logging() -> None:
@@ -85,8 +90,8 @@ def run(policy: list[str], socket: str, metrics: str | None = None, journal: str
         return 2
     setup_observers(metrics, journal)
     STATE.observers.on_reload(True, STATE.pack)
-    for hook in _service_hooks():
-        hook(STATE)
+    for setup in SERVICE_SETUP:
+        setup(STATE)
 
     Milter.factory = PolicyMilter
     _nodelay_after_open()
@@ -160,11 +165,3 @@ def _nodelay_after_open() -> None:
     Milter.milter.opensocket = opensocket
 
 
-def _service_hooks():
-    """Service set-up functions (DNS blocklists, rate limits) that register glue hooks; each takes STATE."""
-    return list(SERVICE_SETUP)
-
-
-from ..spam.hooks import install as _spam_hooks  # noqa: E402  (DNSBL lookups at connect, spam facts at eom)
-
-SERVICE_SETUP: list = [_spam_hooks]
